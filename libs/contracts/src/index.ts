@@ -1,0 +1,2 @@
+export * from './proto.js';
+export type * from './worker.js';
