@@ -1,4 +1,5 @@
 export * from './proto.js';
+export * from './worker-client.js';
 export type * from './worker.js';
 export * from './audit-proto.js';
 // A namespace: audit and worker both have CompleteRequest/CompleteResponse (import type { audit } ...).
