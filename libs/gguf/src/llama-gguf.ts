@@ -70,13 +70,14 @@ export const LLAMA_PRESETS: Readonly<Record<LlamaPresetName, LlamaPreset>> = {
   smoke: {
     shape: { layers: 2, embd: 64, heads: 4, kvHeads: 2, ff: 128, ctx: 2048 },
     tensorType: 'f32',
-    description: 'tiny (~0.4 MB): unit tests and the quick start; loads in milliseconds',
+    description:
+      'tiny (~0.5 MB, 0.12 M parameters, F32): unit tests and the quick start; loads in milliseconds',
   },
   bench: {
     // ~100 M parameters in F16 (~200 MB): per-token matrix work dwarfs RPC and HTTP overhead.
     shape: { layers: 16, embd: 768, heads: 12, kvHeads: 4, ff: 2048, ctx: 4096 },
     tensorType: 'f16',
-    description: '~100 M parameters, F16: benchmarks where compute, not overhead, dominates',
+    description: '~101 M parameters, F16 (~203 MB): benchmarks where compute, not overhead, dominates',
   },
 };
 
