@@ -2,7 +2,11 @@ import { credentials, loadPackageDefinition, type Client, type ChannelOptions } 
 import { loadSync } from '@grpc/proto-loader';
 import { PROTO_LOADER_OPTIONS, WORKER_PROTO_FILE } from './proto.js';
 
-type ClientConstructor = new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: ChannelOptions) => Client;
+type ClientConstructor = new (
+  address: string,
+  creds: ReturnType<typeof credentials.createInsecure>,
+  options?: ChannelOptions,
+) => Client;
 
 let workerServiceClient: ClientConstructor | undefined;
 
@@ -11,12 +15,18 @@ let workerServiceClient: ClientConstructor | undefined;
  * cluster network, which NetworkPolicies restrict). Methods are grpc-js's dynamic ones: `chat(req)` returns
  * a readable stream, unary methods take a callback.
  */
-export function createWorkerClient(address: string, options?: ChannelOptions): Client & Record<string, unknown> {
+export function createWorkerClient(
+  address: string,
+  options?: ChannelOptions,
+): Client & Record<string, unknown> {
   if (!workerServiceClient) {
-    const definition = loadPackageDefinition(loadSync(WORKER_PROTO_FILE, PROTO_LOADER_OPTIONS)) as unknown as {
+    const definition = loadPackageDefinition(
+      loadSync(WORKER_PROTO_FILE, PROTO_LOADER_OPTIONS),
+    ) as unknown as {
       airlock: { worker: { v1: { WorkerService: ClientConstructor } } };
     };
     workerServiceClient = definition.airlock.worker.v1.WorkerService;
   }
-  return new workerServiceClient(address, credentials.createInsecure(), options) as Client & Record<string, unknown>;
+  return new workerServiceClient(address, credentials.createInsecure(), options) as Client &
+    Record<string, unknown>;
 }

@@ -1,0 +1,22 @@
+import { readWorkerSettings } from './worker-settings.js';
+
+describe('worker settings', () => {
+  it('uses the documented defaults', () => {
+    const settings = readWorkerSettings({ AIRLOCK_MODEL: 'm.gguf' });
+    expect(settings).toMatchObject({
+      grpcHost: '127.0.0.1',
+      grpcPort: 50061,
+      opsPort: 9402,
+      drainTimeoutSeconds: 30,
+    });
+    expect(settings.dataDir.endsWith('/data')).toBe(true);
+  });
+
+  it.each([
+    [{ AIRLOCK_MODEL: 'm.gguf', AIRLOCK_GRPC_PORT: 'eighty' }, /AIRLOCK_GRPC_PORT/],
+    [{ AIRLOCK_MODEL: 'm.gguf', AIRLOCK_LOG_LEVEL: 'loud' }, /AIRLOCK_LOG_LEVEL/],
+    [{}, /set AIRLOCK_MODEL .* or AIRLOCK_MODELS_FILE/],
+  ])('stops on %p with a message naming the variable', (env, message) => {
+    expect(() => readWorkerSettings(env)).toThrow(message);
+  });
+});

@@ -1,0 +1,64 @@
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+/** The worker's process settings, read once from the environment at boot. */
+export interface WorkerSettings {
+  grpcHost: string;
+  grpcPort: number;
+  opsHost: string;
+  opsPort: number;
+  dataDir: string;
+  /** One GGUF file to serve (AIRLOCK_MODEL); its id is the file name without `.gguf`. */
+  modelPath?: string;
+  /** The YAML catalog (AIRLOCK_MODELS_FILE); takes precedence over AIRLOCK_MODEL. */
+  modelsFile?: string;
+  drainTimeoutSeconds: number;
+  workerId: string;
+  logLevel: string;
+}
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+const envSchema = z.object({
+  AIRLOCK_GRPC_HOST: z.string().min(1).default('127.0.0.1'),
+  AIRLOCK_GRPC_PORT: port.default(50061),
+  AIRLOCK_HOST: z.string().min(1).optional(),
+  AIRLOCK_OPS_PORT: port.default(9402),
+  AIRLOCK_DATA_DIR: z.string().min(1).default('./data'),
+  AIRLOCK_MODEL: z.string().min(1).optional(),
+  AIRLOCK_MODELS_FILE: z.string().min(1).optional(),
+  AIRLOCK_DRAIN_TIMEOUT_SECONDS: z.coerce.number().min(0).max(3600).default(30),
+  AIRLOCK_WORKER_ID: z.string().min(1).optional(),
+  AIRLOCK_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+});
+
+export class SettingsError extends Error {}
+
+/** Validates the environment; a bad value stops the process with a message naming the variable. */
+export function readWorkerSettings(env: NodeJS.ProcessEnv = process.env): WorkerSettings {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new SettingsError(`invalid worker settings: ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  if (!e.AIRLOCK_MODEL && !e.AIRLOCK_MODELS_FILE) {
+    throw new SettingsError(
+      'no model to serve: set AIRLOCK_MODEL (a GGUF file) or AIRLOCK_MODELS_FILE (a catalog)',
+    );
+  }
+  const host = e.AIRLOCK_GRPC_HOST;
+  return {
+    grpcHost: host,
+    grpcPort: e.AIRLOCK_GRPC_PORT,
+    opsHost: e.AIRLOCK_HOST ?? host,
+    opsPort: e.AIRLOCK_OPS_PORT,
+    dataDir: resolve(e.AIRLOCK_DATA_DIR),
+    modelPath: e.AIRLOCK_MODEL && resolve(e.AIRLOCK_MODEL),
+    modelsFile: e.AIRLOCK_MODELS_FILE && resolve(e.AIRLOCK_MODELS_FILE),
+    drainTimeoutSeconds: e.AIRLOCK_DRAIN_TIMEOUT_SECONDS,
+    workerId: e.AIRLOCK_WORKER_ID ?? hostname(),
+    logLevel: e.AIRLOCK_LOG_LEVEL,
+  };
+}

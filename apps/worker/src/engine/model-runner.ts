@@ -1,0 +1,495 @@
+import { randomUUID } from 'node:crypto';
+import {
+  HarmonyChatWrapper,
+  JinjaTemplateChatWrapper,
+  LlamaChat,
+  LlamaCompletion,
+  type ChatWrapper,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaEmbeddingContext,
+  type LlamaGrammar,
+  type LlamaModel,
+} from 'node-llama-cpp';
+import type {
+  ChatRequest,
+  ChatResponse,
+  CompleteRequest,
+  EmbedResponse,
+  Finish,
+  FinishReason,
+  ModelStatus,
+  ReasoningEffort,
+  SamplingParams,
+} from '@airlock/contracts';
+import type { Logger } from '@airlock/telemetry';
+import type { ModelSpec } from '../catalog/model-catalog.js';
+import { toChatFunctions, toChatHistory } from './chat-history.js';
+import { toLlamaSampling } from './sampling.js';
+import { SlotScheduler, type SlotLease } from './slot-scheduler.js';
+import { ThroughputWindow } from './throughput-window.js';
+import type { WorkerMetrics } from './worker-metrics.js';
+import {
+  contextExceeded,
+  embeddingsNotServed,
+  invalidArgument,
+  modelNotReady,
+  queueFull,
+  WorkerError,
+} from './worker-errors.js';
+
+/** Events of one generation, in the order the client sees them. */
+export type GenerationEvent = ChatResponse;
+
+export interface GenerationOptions {
+  signal: AbortSignal;
+  onEvent: (event: GenerationEvent) => void;
+}
+
+/** Limits on embedding requests: a batch of many inputs is one request, so it is bounded too. */
+export const MAX_EMBEDDING_INPUTS = 2048;
+
+const DEFAULT_CONTEXT_SIZE = 4096;
+
+type LoadState = 'MODEL_STATE_LOADING' | 'MODEL_STATE_READY' | 'MODEL_STATE_FAILED';
+
+interface Slot {
+  index: number;
+  sequence: LlamaContextSequence;
+}
+
+interface StopMeta {
+  stopReason: string;
+}
+
+/**
+ * One loaded model: a context with `parallel` sequences (continuous batching in node-llama-cpp), a bounded
+ * queue in front of them, and an optional embedding context. Each request leases one sequence for its
+ * whole generation and releases it on every path (done, error, cancel).
+ */
+export class ModelRunner {
+  private state: LoadState = 'MODEL_STATE_LOADING';
+  private loadProgress = 0;
+  private loadError = '';
+  private model?: LlamaModel;
+  private context?: LlamaContext;
+  private embeddingContext?: LlamaEmbeddingContext;
+  private embeddingContextSize = 0;
+  private embeddingLock: Promise<unknown> = Promise.resolve();
+  private scheduler?: SlotScheduler<Slot>;
+  private chatWrapper?: ChatWrapper;
+  private readonly throughput = new ThroughputWindow();
+
+  constructor(
+    readonly spec: ModelSpec,
+    private readonly threads: number,
+    private readonly metrics: WorkerMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  get ready(): boolean {
+    return this.state === 'MODEL_STATE_READY';
+  }
+
+  get settled(): boolean {
+    return this.state !== 'MODEL_STATE_LOADING';
+  }
+
+  async load(llama: Llama): Promise<void> {
+    const started = performance.now();
+    try {
+      this.model = await llama.loadModel({
+        modelPath: this.spec.path,
+        gpuLayers: this.spec.gpuLayers,
+        onLoadProgress: (progress) => {
+          this.loadProgress = progress;
+        },
+      });
+      this.context = await this.model.createContext({
+        contextSize: this.spec.contextSize ?? Math.min(DEFAULT_CONTEXT_SIZE, this.model.trainContextSize),
+        sequences: this.spec.parallel,
+        threads: this.threads,
+      });
+      const slots: Slot[] = [];
+      for (let index = 0; index < this.spec.parallel; index++) {
+        slots.push({ index, sequence: this.context.getSequence() });
+      }
+      this.scheduler = new SlotScheduler(slots, this.spec.queueSize, () =>
+        queueFull(this.spec.id, this.spec.queueSize),
+      );
+      if (this.spec.embeddings) {
+        this.embeddingContextSize = Math.min(this.context.contextSize, this.model.trainContextSize);
+        this.embeddingContext = await this.model.createEmbeddingContext({
+          contextSize: this.embeddingContextSize,
+          threads: this.threads,
+        });
+      }
+      this.chatWrapper = this.spec.chatTemplate
+        ? new JinjaTemplateChatWrapper({ template: this.spec.chatTemplate })
+        : new LlamaChat({ contextSequence: slots[0].sequence }).chatWrapper;
+      this.state = 'MODEL_STATE_READY';
+      this.loadProgress = 1;
+      const seconds = (performance.now() - started) / 1000;
+      this.metrics.modelLoadSeconds.set({ model: this.spec.id }, seconds);
+      this.logger.info(
+        {
+          model: this.spec.id,
+          seconds,
+          contextSize: this.context.contextSize,
+          parallel: this.spec.parallel,
+          threads: this.threads,
+          chatFormat: this.chatWrapper.wrapperName,
+        },
+        'model loaded',
+      );
+    } catch (error) {
+      this.state = 'MODEL_STATE_FAILED';
+      this.loadError = `cannot load ${this.spec.path}: ${(error as Error).message}`;
+      this.logger.error({ model: this.spec.id, err: this.loadError }, 'model failed to load');
+      await this.dispose();
+    }
+  }
+
+  /** Marks the model failed without loading it (e.g. its checksum did not match). */
+  fail(reason: string): void {
+    this.state = 'MODEL_STATE_FAILED';
+    this.loadError = reason;
+  }
+
+  async chat(request: ChatRequest, options: GenerationOptions): Promise<Finish> {
+    const { model, chatWrapper } = this.requireReady();
+    const sampling = toLlamaSampling(request.sampling);
+    const history = toChatHistory(request.messages);
+    const wrapper = this.wrapperFor(chatWrapper, request.reasoningEffort);
+    const toolMode = request.toolChoiceMode ?? 'TOOL_CHOICE_MODE_UNSPECIFIED';
+    const forcedTool = request.toolChoiceFunction || undefined;
+    const tools = request.tools ?? [];
+    if (forcedTool && !tools.some((tool) => tool.name === forcedTool)) {
+      throw invalidArgument(`tool_choice names function "${forcedTool}", which is not among tools`);
+    }
+    if (toolMode === 'TOOL_CHOICE_MODE_REQUIRED' && !forcedTool && tools.length !== 1) {
+      throw invalidArgument(
+        'tool_choice "required" is supported with exactly one tool; name the function instead',
+      );
+    }
+    const forced = forcedTool ?? (toolMode === 'TOOL_CHOICE_MODE_REQUIRED' ? tools[0].name : undefined);
+    const offerTools = toolMode !== 'TOOL_CHOICE_MODE_NONE' && !forced;
+    const functions = offerTools ? toChatFunctions(tools) : undefined;
+    const grammar = forced
+      ? await this.grammarForSchema(
+          tools.find((tool) => tool.name === forced)?.parametersJsonSchema || '{}',
+          'tools parameters',
+        )
+      : await this.grammarFor(request.sampling);
+    if (functions && grammar) throw invalidArgument('response_format cannot be combined with tools');
+
+    let promptTokens: number;
+    try {
+      promptTokens = wrapper
+        .generateContextState({ chatHistory: history, availableFunctions: functions })
+        .contextText.tokenize(model.tokenizer).length;
+    } catch (error) {
+      throw invalidArgument(`cannot apply the chat template: ${(error as Error).message}`);
+    }
+    const maxTokens = this.generationBudget(promptTokens, request.sampling?.maxTokens);
+
+    return this.generate('chat', options, promptTokens, async (sequence, onTokens) => {
+      const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: wrapper });
+      try {
+        let forcedArguments = '';
+        const result = await chat.generateResponse(history, {
+          ...sampling,
+          maxTokens,
+          signal: options.signal,
+          stopOnAbortSignal: true,
+          ...(grammar ? { grammar } : { functions }),
+          onResponseChunk: (chunk) => {
+            onTokens(chunk.tokens.length);
+            if (!chunk.text) return;
+            if (forced) forcedArguments += chunk.text;
+            else if (chunk.type === 'segment')
+              options.onEvent({ event: 'reasoningDelta', reasoningDelta: chunk.text });
+            else options.onEvent({ event: 'textDelta', textDelta: chunk.text });
+          },
+        });
+        if (forced && result.metadata.stopReason !== 'abort') {
+          options.onEvent({
+            event: 'toolCall',
+            toolCall: { id: newCallId(), name: forced, argumentsJson: forcedArguments },
+          });
+          return { stopReason: 'functionCalls' };
+        }
+        for (const call of result.functionCalls ?? []) {
+          options.onEvent({
+            event: 'toolCall',
+            toolCall: {
+              id: newCallId(),
+              name: call.functionName,
+              argumentsJson: JSON.stringify(call.params ?? {}),
+            },
+          });
+        }
+        return result.metadata;
+      } finally {
+        chat.dispose({ disposeSequence: false });
+      }
+    });
+  }
+
+  async complete(request: CompleteRequest, options: GenerationOptions): Promise<Finish> {
+    const { model } = this.requireReady();
+    const sampling = toLlamaSampling(request.sampling);
+    const grammar = await this.grammarFor(request.sampling);
+    const promptTokens = model.tokenize(request.prompt).length + (model.tokens.shouldPrependBosToken ? 1 : 0);
+    const maxTokens = this.generationBudget(promptTokens, request.sampling?.maxTokens);
+
+    return this.generate('completion', options, promptTokens, async (sequence, onTokens) => {
+      const completion = new LlamaCompletion({ contextSequence: sequence });
+      try {
+        const result = await completion.generateCompletionWithMeta(request.prompt, {
+          ...sampling,
+          maxTokens,
+          grammar,
+          signal: options.signal,
+          stopOnAbortSignal: true,
+          disableContextShift: true,
+          onToken: (tokens) => onTokens(tokens.length),
+          onTextChunk: (text) => {
+            if (text) options.onEvent({ event: 'textDelta', textDelta: text });
+          },
+        });
+        return result.metadata;
+      } finally {
+        completion.dispose({ disposeSequence: false });
+      }
+    });
+  }
+
+  async embed(inputs: string[]): Promise<EmbedResponse> {
+    const { model } = this.requireReady();
+    const context = this.embeddingContext;
+    if (!context) throw embeddingsNotServed(this.spec.id);
+    if (inputs.length === 0) throw invalidArgument('input must contain at least one text');
+    if (inputs.length > MAX_EMBEDDING_INPUTS)
+      throw invalidArgument(`input takes at most ${MAX_EMBEDDING_INPUTS} texts`);
+    const tokenized = inputs.map((input) => model.tokenize(input));
+    const limit = this.embeddingContextSize;
+    tokenized.forEach((tokens, index) => {
+      if (tokens.length === 0) throw invalidArgument(`input[${index}] is empty`);
+      if (tokens.length + 1 > limit) throw contextExceeded(this.spec.id, tokens.length + 1, limit);
+    });
+
+    // One embedding context, one batch at a time: requests queue here rather than allocate more contexts.
+    const run = this.embeddingLock.then(async () => {
+      const embeddings: { values: number[] }[] = [];
+      for (const tokens of tokenized) {
+        const embedding = await context.getEmbeddingFor(tokens);
+        embeddings.push({ values: [...embedding.vector] });
+      }
+      return embeddings;
+    });
+    this.embeddingLock = run.catch(() => undefined);
+    const embeddings = await run;
+    const promptTokens = tokenized.reduce((sum, tokens) => sum + tokens.length, 0);
+    this.metrics.promptTokens.inc({ model: this.spec.id }, promptTokens);
+    return { embeddings, promptTokens };
+  }
+
+  tokenize(text: string): number[] {
+    const { model } = this.requireReady();
+    return [...model.tokenize(text)];
+  }
+
+  status(): ModelStatus {
+    const scheduler = this.scheduler;
+    const busySlots = scheduler?.busySlots() ?? [];
+    const capacity = (this.context?.contextSize ?? 0) * this.spec.parallel;
+    const used = busySlots.reduce((sum, slot) => sum + slot.sequence.nextTokenIndex, 0);
+    const memory =
+      this.context && this.model
+        ? { ram: this.model.size + this.context.memoryUsage.ram, vram: this.context.memoryUsage.vram }
+        : { ram: 0, vram: 0 };
+    return {
+      id: this.spec.id,
+      state: this.state,
+      loadProgress: this.loadProgress,
+      error: this.loadError,
+      slotsTotal: this.spec.parallel,
+      slotsBusy: scheduler?.busy ?? 0,
+      queueLength: scheduler?.queued ?? 0,
+      queueCapacity: this.spec.queueSize,
+      kvCacheUsedTokens: used,
+      kvCacheCapacityTokens: capacity,
+      kvCacheUtilization: capacity > 0 ? used / capacity : 0,
+      tokensPerSecond: this.throughput.tokensPerSecond(),
+      vramUsedBytes: this.model && this.model.gpuLayers > 0 ? memory.vram : 0,
+      ramUsedBytes: memory.ram,
+      contextSize: this.context?.contextSize ?? 0,
+      servesEmbeddings: this.spec.embeddings,
+      chatFormat: this.chatWrapper?.wrapperName ?? '',
+    };
+  }
+
+  /** Refuses queued requests; running generations finish on their own. */
+  rejectWaiting(error: Error): void {
+    this.scheduler?.rejectWaiting(error);
+  }
+
+  async dispose(): Promise<void> {
+    this.scheduler?.rejectWaiting(modelNotReady(this.spec.id, 'unloading'));
+    await this.embeddingContext?.dispose();
+    await this.context?.dispose();
+    await this.model?.dispose();
+    this.embeddingContext = undefined;
+    this.context = undefined;
+    this.model = undefined;
+  }
+
+  private requireReady(): { model: LlamaModel; chatWrapper: ChatWrapper } {
+    if (this.state === 'MODEL_STATE_LOADING') {
+      throw modelNotReady(this.spec.id, `still loading (${Math.round(this.loadProgress * 100)}%)`);
+    }
+    if (this.state === 'MODEL_STATE_FAILED' || !this.model || !this.chatWrapper) {
+      throw modelNotReady(this.spec.id, this.loadError || 'failed to load');
+    }
+    return { model: this.model, chatWrapper: this.chatWrapper };
+  }
+
+  /** Tokens the request may generate: what it asked for, checked against what is left of its sequence. */
+  private generationBudget(promptTokens: number, requested: number | undefined): number {
+    const contextSize = this.context!.contextSize;
+    if (promptTokens >= contextSize) throw contextExceeded(this.spec.id, promptTokens + 1, contextSize);
+    if (requested && promptTokens + requested > contextSize) {
+      throw contextExceeded(this.spec.id, promptTokens + requested, contextSize);
+    }
+    // Never more than what fits: a full context ends the generation ("length") instead of shifting out messages.
+    return requested || contextSize - promptTokens;
+  }
+
+  private wrapperFor(base: ChatWrapper, effort: ReasoningEffort | undefined): ChatWrapper {
+    if (!effort || effort === 'REASONING_EFFORT_UNSPECIFIED') return base;
+    if (!(base instanceof HarmonyChatWrapper)) {
+      throw invalidArgument(
+        `model "${this.spec.id}" has no reasoning effort setting (only Harmony-format models such as gpt-oss do)`,
+      );
+    }
+    const level = (
+      {
+        REASONING_EFFORT_LOW: 'low',
+        REASONING_EFFORT_MEDIUM: 'medium',
+        REASONING_EFFORT_HIGH: 'high',
+      } as const
+    )[effort];
+    return new HarmonyChatWrapper({ reasoningEffort: level });
+  }
+
+  private async grammarFor(sampling: SamplingParams | undefined): Promise<LlamaGrammar | undefined> {
+    if (sampling?.jsonSchema)
+      return this.grammarForSchema(sampling.jsonSchema, 'response_format json_schema');
+    if (sampling?.jsonObject) return this.model!.llama.getGrammarFor('json');
+    return undefined;
+  }
+
+  private async grammarForSchema(schemaText: string, what: string): Promise<LlamaGrammar> {
+    let schema: unknown;
+    try {
+      schema = JSON.parse(schemaText);
+    } catch {
+      throw invalidArgument(`${what} is not valid JSON`);
+    }
+    try {
+      return await this.model!.llama.createGrammarForJsonSchema(schema as never);
+    } catch (error) {
+      throw invalidArgument(`${what} is not supported: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * Waits for a sequence, runs one generation on it and reports usage. The lease is released on every path,
+   * so a cancelled or failed request frees its sequence for the next one in the queue.
+   */
+  private async generate(
+    kind: 'chat' | 'completion',
+    options: GenerationOptions,
+    promptTokens: number,
+    run: (sequence: LlamaContextSequence, onTokens: (count: number) => void) => Promise<StopMeta>,
+  ): Promise<Finish> {
+    const arrived = performance.now();
+    const labels = { model: this.spec.id };
+    let lease: SlotLease<Slot>;
+    try {
+      lease = await this.scheduler!.acquire(options.signal);
+    } catch (error) {
+      if (error instanceof WorkerError) this.metrics.rejected.inc({ ...labels, reason: error.reason });
+      throw error;
+    }
+    const queueWaitMs = performance.now() - arrived;
+    const { sequence } = lease.slot;
+    const meterBefore = sequence.tokenMeter.getState();
+    let completionTokens = 0;
+    let firstTokenAt = 0;
+    let lastTokenAt = 0;
+    const onTokens = (count: number) => {
+      if (count === 0) return;
+      const now = performance.now();
+      if (firstTokenAt === 0) {
+        firstTokenAt = now;
+        this.metrics.timeToFirstToken.observe(labels, (now - arrived) / 1000);
+      } else {
+        this.metrics.timePerOutputToken.observe(labels, (now - lastTokenAt) / 1000 / count);
+      }
+      lastTokenAt = now;
+      completionTokens += count;
+      this.throughput.record(count);
+      this.metrics.generatedTokens.inc(labels, count);
+    };
+
+    try {
+      const meta = await run(sequence, onTokens);
+      const meterAfter = sequence.tokenMeter.getState();
+      const evaluatedPrompt = meterAfter.usedInputTokens - meterBefore.usedInputTokens;
+      // The sequence keeps its tokens between requests, so a shared prefix is not evaluated again.
+      const cachedTokens = Math.max(0, Math.min(promptTokens, promptTokens - evaluatedPrompt));
+      const finishReason = options.signal.aborted
+        ? 'FINISH_REASON_CANCELLED'
+        : toFinishReason(meta.stopReason);
+      this.metrics.promptTokens.inc(labels, promptTokens);
+      this.metrics.requests.inc({ ...labels, kind, finish_reason: finishReason });
+      return {
+        finishReason,
+        usage: { promptTokens, completionTokens, cachedTokens },
+        timeToFirstTokenMs: firstTokenAt ? firstTokenAt - arrived : 0,
+        queueWaitMs,
+      };
+    } catch (error) {
+      if (options.signal.aborted) {
+        this.metrics.requests.inc({ ...labels, kind, finish_reason: 'FINISH_REASON_CANCELLED' });
+        throw options.signal.reason;
+      }
+      this.metrics.requests.inc({ ...labels, kind, finish_reason: 'error' });
+      if (error instanceof WorkerError) throw error;
+      this.logger.error({ model: this.spec.id, kind, err: (error as Error).message }, 'generation failed');
+      throw new WorkerError(13, 'GENERATION_FAILED', `generation failed on model "${this.spec.id}"`);
+    } finally {
+      lease.release();
+    }
+  }
+}
+
+function toFinishReason(stopReason: string): FinishReason {
+  switch (stopReason) {
+    case 'maxTokens':
+      return 'FINISH_REASON_LENGTH';
+    case 'functionCalls':
+      return 'FINISH_REASON_TOOL_CALLS';
+    case 'abort':
+      return 'FINISH_REASON_CANCELLED';
+    default:
+      return 'FINISH_REASON_STOP';
+  }
+}
+
+function newCallId(): string {
+  return `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+}

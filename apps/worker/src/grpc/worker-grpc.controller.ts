@@ -1,0 +1,97 @@
+import { Controller, Inject } from '@nestjs/common';
+import { GrpcMethod } from '@nestjs/microservices';
+import { Observable } from 'rxjs';
+import type {
+  ChatRequest,
+  ChatResponse,
+  CompleteRequest,
+  CompleteResponse,
+  EmbedRequest,
+  EmbedResponse,
+  Finish,
+  GetStatusResponse,
+  TokenizeRequest,
+  TokenizeResponse,
+} from '@airlock/contracts';
+import { ModelFleet } from '../engine/model-fleet.js';
+import type { GenerationOptions, ModelRunner } from '../engine/model-runner.js';
+import { cancelled } from '../engine/worker-errors.js';
+import { toRpcException } from './grpc-error.js';
+
+/** gRPC handlers: each delegates to the model's runner; errors become gRPC statuses. */
+@Controller()
+export class WorkerGrpcController {
+  constructor(@Inject(ModelFleet) private readonly fleet: ModelFleet) {}
+
+  @GrpcMethod('WorkerService', 'Chat')
+  chat(request: ChatRequest): Observable<ChatResponse> {
+    return this.generation(request.model, (runner, options) => runner.chat(request, options));
+  }
+
+  @GrpcMethod('WorkerService', 'Complete')
+  complete(request: CompleteRequest): Observable<CompleteResponse> {
+    return this.generation(request.model, (runner, options) =>
+      runner.complete(request, options),
+    ) as Observable<CompleteResponse>;
+  }
+
+  @GrpcMethod('WorkerService', 'Embed')
+  async embed(request: EmbedRequest): Promise<EmbedResponse> {
+    return this.unary(() => this.fleet.runnerFor(request.model).embed(request.inputs ?? []));
+  }
+
+  @GrpcMethod('WorkerService', 'Tokenize')
+  async tokenize(request: TokenizeRequest): Promise<TokenizeResponse> {
+    return this.unary(() => {
+      const tokens = this.fleet.runnerFor(request.model).tokenize(request.text ?? '');
+      return { tokens, count: tokens.length };
+    });
+  }
+
+  @GrpcMethod('WorkerService', 'GetStatus')
+  getStatus(): GetStatusResponse {
+    return this.fleet.status();
+  }
+
+  private async unary<T>(work: () => Promise<T> | T): Promise<T> {
+    const done = this.fleet.track();
+    try {
+      return await work();
+    } catch (error) {
+      throw toRpcException(error);
+    } finally {
+      done();
+    }
+  }
+
+  /**
+   * Streams one generation. Unsubscribing (the client cancelled the call) aborts it: node-llama-cpp checks the
+   * signal between tokens, and the runner releases the sequence for the next request.
+   */
+  private generation(
+    modelId: string,
+    run: (runner: ModelRunner, options: GenerationOptions) => Promise<Finish>,
+  ): Observable<ChatResponse> {
+    return new Observable<ChatResponse>((subscriber) => {
+      const abort = new AbortController();
+      const done = this.fleet.track();
+      let runner: ModelRunner;
+      try {
+        runner = this.fleet.runnerFor(modelId);
+      } catch (error) {
+        done();
+        subscriber.error(toRpcException(error));
+        return undefined;
+      }
+      const signal = AbortSignal.any([abort.signal, this.fleet.shutdownSignal]);
+      run(runner, { signal, onEvent: (event) => subscriber.next(event) })
+        .then((finish) => {
+          subscriber.next({ event: 'finish', finish });
+          subscriber.complete();
+        })
+        .catch((error: unknown) => subscriber.error(toRpcException(error)))
+        .finally(done);
+      return () => abort.abort(cancelled());
+    });
+  }
+}
