@@ -1,0 +1,63 @@
+/**
+ * What the gateway needs from auth-audit, in the gateway's own terms. The gRPC adapter maps these onto
+ * airlock.audit.v1; tests of the HTTP layer run against the real service.
+ */
+export type InferenceAction =
+  'chat.completions' | 'completions' | 'embeddings' | 'models.list' | 'models.manage';
+
+export interface AuthorizeInput {
+  credential: string;
+  requestId: string;
+  action: InferenceAction;
+  /** Empty for actions not bound to one model (listing models). */
+  model: string;
+  clientAddress: string;
+  userAgent: string;
+  /** The body as received, for the tenant's content capture (digest or encrypted); never logged. */
+  requestBody: Buffer;
+}
+
+export interface Authorization {
+  principal: string;
+  tenant: string;
+  role: string;
+  /** Models the caller may use, null for all: /v1/models lists only these. */
+  allowedModels: string[] | null;
+  /** OpenAI-style x-ratelimit-* headers computed from the quota answer. */
+  rateLimitHeaders: Record<string, string>;
+}
+
+export type CompletionOutcome = 'success' | 'error' | 'cancelled';
+
+export interface CompletionRecord {
+  requestId: string;
+  outcome: CompletionOutcome;
+  statusCode: number;
+  errorClass: string;
+  model: string;
+  worker: string;
+  promptTokens: number;
+  completionTokens: number;
+  cachedTokens: number;
+  latencyMs: number;
+  timeToFirstTokenMs: number;
+  /** The response as returned (for streams, the assembled answer); kept per the tenant's capture mode. */
+  responseBody: Buffer;
+}
+
+export interface AuthAuditClient extends AuditAdminClient {
+  /** Throws ApiError: 401/403/429 for refusals, 503 when auth-audit cannot answer (fail closed). */
+  authorize(input: AuthorizeInput): Promise<Authorization>;
+  /** Resolves once committed; rejects on any failure (the recorder retries). */
+  complete(record: CompletionRecord): Promise<void>;
+  close(): void;
+}
+
+/** DI token of the AuthAuditClient. */
+export const AUTH_AUDIT = Symbol('AUTH_AUDIT');
+
+/** Admin RPCs of airlock.audit.v1, called with the caller's own credential (auth-audit checks roles). */
+export interface AuditAdminClient {
+  admin<Res>(method: string, request: object): Promise<Res>;
+  adminStream<Res>(method: string, request: object, signal: AbortSignal): AsyncIterable<Res>;
+}

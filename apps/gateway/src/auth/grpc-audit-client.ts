@@ -1,0 +1,192 @@
+import * as grpc from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { AUDIT_PROTO_FILE, PROTO_LOADER_OPTIONS, type audit } from '@airlock/contracts';
+import { ApiError } from '../errors/api-error.js';
+import type {
+  AuthAuditClient,
+  Authorization,
+  AuthorizeInput,
+  CompletionOutcome,
+  CompletionRecord,
+  InferenceAction,
+} from './auth-audit.port.js';
+
+type Callback<Res> = (error: grpc.ServiceError | null, response: Res) => void;
+type UnaryMethod = (
+  request: unknown,
+  options: grpc.CallOptions,
+  callback: Callback<unknown>,
+) => grpc.ClientUnaryCall;
+type StreamMethod = (request: unknown, options: grpc.CallOptions) => grpc.ClientReadableStream<unknown>;
+type AuditStub = grpc.Client & Record<string, UnaryMethod & StreamMethod>;
+
+const ACTION: Record<InferenceAction, audit.Action> = {
+  'chat.completions': 'ACTION_CHAT_COMPLETIONS',
+  completions: 'ACTION_COMPLETIONS',
+  embeddings: 'ACTION_EMBEDDINGS',
+  'models.list': 'ACTION_LIST_MODELS',
+  'models.manage': 'ACTION_MANAGE_MODELS',
+};
+
+const OUTCOME: Record<CompletionOutcome, audit.Outcome> = {
+  success: 'OUTCOME_SUCCEEDED',
+  error: 'OUTCOME_FAILED',
+  cancelled: 'OUTCOME_CANCELLED',
+};
+
+/** gRPC status of an admin call (or of a refused Authorize) → the HTTP error the client sees. */
+const FROM_GRPC: Record<number, (message: string, retryAfter: number) => ApiError> = {
+  [grpc.status.UNAUTHENTICATED]: (m) => ApiError.unauthenticated(m || undefined),
+  [grpc.status.PERMISSION_DENIED]: (m) => ApiError.forbidden(m || 'Not allowed.'),
+  [grpc.status.RESOURCE_EXHAUSTED]: (m, retryAfter) =>
+    ApiError.rateLimited(m || 'Rate limit reached.', retryAfter || 1),
+  [grpc.status.INVALID_ARGUMENT]: (m) => ApiError.badRequest(m),
+  [grpc.status.NOT_FOUND]: (m) => ApiError.notFound(m),
+  [grpc.status.ALREADY_EXISTS]: (m) => new ApiError(409, 'invalid_request_error', m, 'conflict'),
+  [grpc.status.FAILED_PRECONDITION]: (m) =>
+    new ApiError(409, 'invalid_request_error', m, 'failed_precondition'),
+};
+
+const UNAVAILABLE_MESSAGE = 'The authorization and audit service is unavailable; no request runs unaudited.';
+
+let stubConstructor:
+  (new (address: string, credentials: grpc.ChannelCredentials, options: object) => AuditStub) | null = null;
+
+/** The auth-audit gRPC client: Authorize and Complete for inference, and the admin RPCs passed through. */
+export class GrpcAuditClient implements AuthAuditClient {
+  private readonly stub: AuditStub;
+
+  constructor(
+    address: string,
+    private readonly timeoutMs = 10_000,
+  ) {
+    if (!stubConstructor) {
+      const loaded = grpc.loadPackageDefinition(
+        loadSync(AUDIT_PROTO_FILE, PROTO_LOADER_OPTIONS),
+      ) as unknown as {
+        airlock: { audit: { v1: { AuditService: NonNullable<typeof stubConstructor> } } };
+      };
+      stubConstructor = loaded.airlock.audit.v1.AuditService;
+    }
+    this.stub = new stubConstructor(address, grpc.credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    });
+  }
+
+  async authorize(input: AuthorizeInput): Promise<Authorization> {
+    const request: audit.AuthorizeRequest = {
+      credential: input.credential,
+      model: input.model,
+      action: ACTION[input.action],
+      requestId: input.requestId,
+      clientAddress: input.clientAddress,
+      userAgent: input.userAgent,
+      requestBody: input.requestBody,
+    };
+    let response: audit.AuthorizeResponse;
+    try {
+      response = await this.unary<audit.AuthorizeResponse>('Authorize', request);
+    } catch {
+      // Fail closed: whatever went wrong, nothing runs without a committed request record.
+      throw ApiError.unavailable(UNAVAILABLE_MESSAGE, 'audit_unavailable', 1);
+    }
+    if (!response.allowed) throw refusal(response);
+    const principal = response.principal!;
+    return {
+      principal: principal.id,
+      tenant: principal.tenant,
+      role: principal.role,
+      allowedModels: response.allModels ? null : response.allowedModels,
+      rateLimitHeaders: rateLimitHeaders(response.rateLimit),
+    };
+  }
+
+  async complete(record: CompletionRecord): Promise<void> {
+    const request: audit.CompleteRequest = {
+      requestId: record.requestId,
+      outcome: OUTCOME[record.outcome],
+      statusCode: record.statusCode,
+      errorClass: record.errorClass,
+      promptTokens: record.promptTokens,
+      completionTokens: record.completionTokens,
+      cachedTokens: record.cachedTokens,
+      latencyMs: record.latencyMs,
+      timeToFirstTokenMs: record.timeToFirstTokenMs,
+      worker: record.worker,
+      responseBody: record.responseBody,
+    };
+    await this.unary('Complete', request);
+  }
+
+  /** An admin RPC: the caller's credential goes with it and auth-audit checks the role. */
+  async admin<Res>(method: string, request: object): Promise<Res> {
+    try {
+      return await this.unary<Res>(method, request);
+    } catch (error) {
+      throw adminError(error);
+    }
+  }
+
+  /** A server-streaming admin RPC (the audit export), as an async iterable of its messages. */
+  adminStream<Res>(method: string, request: object, signal: AbortSignal): AsyncIterable<Res> {
+    const call = this.stub[method](request, {});
+    signal.addEventListener('abort', () => call.cancel(), { once: true });
+    return (async function* () {
+      try {
+        for await (const message of call) yield message as Res;
+      } catch (error) {
+        throw adminError(error);
+      }
+    })();
+  }
+
+  close(): void {
+    this.stub.close();
+  }
+
+  private unary<Res>(method: string, request: unknown): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      this.stub[method](request, { deadline: new Date(Date.now() + this.timeoutMs) }, (error, response) =>
+        error ? reject(error) : resolve(response as Res),
+      );
+    });
+  }
+}
+
+function refusal(response: audit.AuthorizeResponse): ApiError {
+  const map = FROM_GRPC[response.grpcStatus] ?? FROM_GRPC[grpc.status.PERMISSION_DENIED];
+  const error = map(response.message, response.retryAfterSeconds);
+  if (response.denialReason === 'DENIAL_REASON_MODEL_FORBIDDEN') {
+    return new ApiError(403, 'permission_error', response.message, 'model_not_allowed', 'model');
+  }
+  return error;
+}
+
+function adminError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  const serviceError = error as Partial<grpc.ServiceError>;
+  const map = typeof serviceError.code === 'number' ? FROM_GRPC[serviceError.code] : undefined;
+  if (map) return map(serviceError.details ?? '', 1);
+  if (serviceError.code === grpc.status.UNAVAILABLE || serviceError.code === grpc.status.DEADLINE_EXCEEDED) {
+    return ApiError.unavailable(UNAVAILABLE_MESSAGE, 'audit_unavailable', 1);
+  }
+  return ApiError.internal();
+}
+
+/** OpenAI's x-ratelimit-* headers; a limit of 0 (unlimited) sends none. */
+function rateLimitHeaders(limit: audit.RateLimit | null): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (!limit) return headers;
+  if (limit.requestsLimit > 0) {
+    headers['x-ratelimit-limit-requests'] = String(limit.requestsLimit);
+    headers['x-ratelimit-remaining-requests'] = String(limit.requestsRemaining);
+    headers['x-ratelimit-reset-requests'] = `${Math.ceil(limit.requestsResetSeconds)}s`;
+  }
+  if (limit.tokensLimit > 0) {
+    headers['x-ratelimit-limit-tokens'] = String(limit.tokensLimit);
+    headers['x-ratelimit-remaining-tokens'] = String(limit.tokensRemaining);
+    headers['x-ratelimit-reset-tokens'] = `${Math.ceil(limit.tokensResetSeconds)}s`;
+  }
+  return headers;
+}

@@ -1,0 +1,75 @@
+import { Catch, HttpException, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from '@airlock/telemetry';
+import { ApiError } from './api-error.js';
+
+/** Framework errors (routing, body parsing, limits) → the OpenAI error they mean. */
+const BY_STATUS: Record<number, (message: string) => ApiError> = {
+  400: (m) => ApiError.badRequest(m || 'The request could not be parsed.'),
+  404: () => ApiError.notFound('Unknown route.'),
+  405: () => new ApiError(405, 'invalid_request_error', 'Method not allowed.', 'method_not_allowed'),
+  413: () =>
+    new ApiError(
+      413,
+      'invalid_request_error',
+      'The request body is larger than the configured limit.',
+      'body_too_large',
+    ),
+  415: () =>
+    new ApiError(
+      415,
+      'invalid_request_error',
+      "Send the body as 'application/json'.",
+      'unsupported_media_type',
+    ),
+  431: () =>
+    new ApiError(
+      431,
+      'invalid_request_error',
+      'The request headers are larger than the configured limit.',
+      'headers_too_large',
+    ),
+};
+
+/** Turns anything thrown into an ApiError; unknown errors become a plain 500 with no internals. */
+export function toApiError(exception: unknown): ApiError {
+  if (exception instanceof ApiError) return exception;
+  const status =
+    exception instanceof HttpException
+      ? exception.getStatus()
+      : (exception as { statusCode?: unknown } | null)?.statusCode;
+  if (typeof status === 'number' && BY_STATUS[status]) {
+    const message =
+      exception instanceof SyntaxError || status === 400 ? 'The request body is not valid JSON.' : '';
+    return BY_STATUS[status](message);
+  }
+  return ApiError.internal();
+}
+
+/** The one error filter: every failure leaves as `{"error": {message, type, param, code}}`. */
+@Catch()
+export class OpenAiErrorFilter implements ExceptionFilter {
+  constructor(private readonly logger: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const reply = http.getResponse<FastifyReply>();
+    const request = http.getRequest<FastifyRequest>();
+    const apiError = toApiError(exception);
+    if (apiError.status >= 500 && !(exception instanceof ApiError)) {
+      // Message and stack only: request bodies never reach the log.
+      this.logger.error(
+        {
+          requestId: request.id,
+          err: { message: (exception as Error)?.message, stack: (exception as Error)?.stack },
+        },
+        'unhandled error',
+      );
+    }
+    if (reply.sent || reply.raw.headersSent) {
+      reply.raw.end();
+      return;
+    }
+    void reply.status(apiError.status).headers(apiError.headers).send(apiError.toBody());
+  }
+}

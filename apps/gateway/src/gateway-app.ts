@@ -1,0 +1,159 @@
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { createLogger, NestPinoLogger, OpsServer, type Logger } from '@airlock/telemetry';
+import type { AuthAuditClient } from './auth/auth-audit.port.js';
+import { CompletionRecorder } from './auth/completion-recorder.js';
+import { GrpcAuditClient } from './auth/grpc-audit-client.js';
+import type { GatewayConfig } from './config.js';
+import { OpenAiErrorFilter } from './errors/error.filter.js';
+import { GatewayModule } from './gateway.module.js';
+import { modelOf, RAW_BODY_KEY, STARTED_KEY, type AirlockRequest } from './http/http-context.js';
+import { InferenceService } from './inference/inference.service.js';
+import { GatewayMetrics } from './metrics.js';
+import { startDiscovery, type Discovery } from './workers/discovery.js';
+import { WorkerPool } from './workers/worker-pool.js';
+
+export interface GatewayApp {
+  port: number;
+  opsPort: number;
+  pool: WorkerPool;
+  metrics: GatewayMetrics;
+  close(): Promise<void>;
+}
+
+export interface GatewayAppOptions {
+  logger?: Logger;
+  /** Replaces the gRPC auth-audit client (the benchmark's worker-only baseline uses this). */
+  auth?: AuthAuditClient;
+}
+
+/** A client-supplied request id is kept when it is short and plain; otherwise a fresh UUID. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Builds and starts the gateway: worker pool and discovery, auth-audit client, HTTP API, ops port. */
+export async function startGatewayApp(
+  config: GatewayConfig,
+  options: GatewayAppOptions = {},
+): Promise<GatewayApp> {
+  const logger = options.logger ?? createLogger({ service: 'gateway', level: config.logLevel });
+  const pool = new WorkerPool({
+    statusIntervalMs: config.workerStatusIntervalMs,
+    queueCapacity: config.queueCapacity,
+    queueTimeoutMs: config.queueTimeoutMs,
+    logger,
+  });
+  const auth = options.auth ?? new GrpcAuditClient(config.authAuditAddress);
+  const holder: { metrics?: GatewayMetrics } = {};
+  const recorder = new CompletionRecorder(auth, {
+    maxBackoffMs: config.auditRetryMaxMs,
+    logger,
+    onDelivered: (_record, attempts) => {
+      if (attempts > 1) holder.metrics?.auditRetries.inc();
+    },
+  });
+  const metrics = new GatewayMetrics(pool, () => recorder.pendingCount);
+  holder.metrics = metrics;
+  const inference = new InferenceService(pool, recorder, metrics, config);
+
+  const adapter = new FastifyAdapter({
+    bodyLimit: config.maxBodyBytes,
+    http: { maxHeaderSize: config.maxHeaderBytes },
+    keepAliveTimeout: config.idleTimeoutMs,
+    requestIdHeader: false,
+    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    logger: false,
+    return503OnClosing: true,
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    GatewayModule.with({ config, pool, recorder, auth, inference }),
+    adapter,
+    { bodyParser: false, logger: new NestPinoLogger(logger) },
+  );
+  app.useGlobalFilters(new OpenAiErrorFilter(logger));
+  installHooks(app.getHttpAdapter().getInstance(), metrics, logger, config);
+
+  let discovery: Discovery | null = null;
+  let closing = false;
+  const ops = new OpsServer({
+    host: config.host,
+    port: config.opsPort,
+    registry: metrics.registry,
+    isReady: () => !closing,
+  });
+  try {
+    await app.listen(config.port, config.host);
+    app.getHttpServer().maxConnections = config.maxConnections;
+    pool.start();
+    discovery = await startDiscovery(config, pool, logger);
+  } catch (error) {
+    await app.close();
+    pool.close();
+    throw error;
+  }
+  const opsPort = await ops.listen();
+  const port = (app.getHttpServer().address() as AddressInfo).port;
+  logger.info({ port, opsPort, discovery: config.discovery.kind }, 'gateway listening');
+
+  return {
+    port,
+    opsPort,
+    pool,
+    metrics,
+    close: async () => {
+      closing = true;
+      await discovery?.stop();
+      await app.close();
+      pool.close();
+      const lost = await recorder.flush(10_000);
+      if (lost > 0) logger.error({ lost }, 'completion records undelivered at shutdown');
+      auth.close();
+      await ops.close();
+    },
+  };
+}
+
+/** Raw JSON bodies (kept for the audit digest), x-request-id on every response, metrics and access log. */
+function installHooks(
+  fastify: FastifyInstance,
+  metrics: GatewayMetrics,
+  logger: Logger,
+  config: GatewayConfig,
+): void {
+  fastify.addContentTypeParser(
+    'application/json',
+    { parseAs: 'buffer', bodyLimit: config.maxBodyBytes },
+    (request: FastifyRequest, body: Buffer, done: (error: Error | null, value?: unknown) => void) => {
+      (request as AirlockRequest)[RAW_BODY_KEY] = body;
+      if (body.length === 0) return done(null, undefined);
+      try {
+        done(null, JSON.parse(body.toString('utf8')));
+      } catch {
+        done(Object.assign(new Error('The request body is not valid JSON.'), { statusCode: 400 }));
+      }
+    },
+  );
+  fastify.addHook('onRequest', (request, reply, done) => {
+    const startedAt = performance.now();
+    (request as AirlockRequest)[STARTED_KEY] = startedAt;
+    void reply.header('x-request-id', request.id);
+    reply.raw.once('close', () => {
+      const route = request.routeOptions.url ?? 'unmatched';
+      const status = reply.raw.writableFinished ? reply.raw.statusCode : 499;
+      const seconds = (performance.now() - startedAt) / 1000;
+      metrics.requests.inc({ route, model: modelOf(request), status: String(status) });
+      metrics.duration.observe({ route }, seconds);
+      logger.info(
+        { requestId: request.id, method: request.method, route, status, ms: Math.round(seconds * 1000) },
+        'request',
+      );
+    });
+    done();
+  });
+}

@@ -1,0 +1,34 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { AUTH_AUDIT, type AuthAuditClient } from './auth/auth-audit.port.js';
+import { CompletionRecorder } from './auth/completion-recorder.js';
+import { GATEWAY_CONFIG, type GatewayConfig } from './config.js';
+import { AdminController } from './http/admin.controller.js';
+import { OpenAiController } from './http/openai.controller.js';
+import { InferenceService } from './inference/inference.service.js';
+import { WorkerPool } from './workers/worker-pool.js';
+
+/** The parts built (and closed) by startGatewayApp, handed to Nest as ready-made values. */
+export interface GatewayParts {
+  config: GatewayConfig;
+  pool: WorkerPool;
+  recorder: CompletionRecorder;
+  auth: AuthAuditClient;
+  inference: InferenceService;
+}
+
+@Module({})
+export class GatewayModule {
+  static with(parts: GatewayParts): DynamicModule {
+    return {
+      module: GatewayModule,
+      controllers: [OpenAiController, AdminController],
+      providers: [
+        { provide: GATEWAY_CONFIG, useValue: parts.config },
+        { provide: WorkerPool, useValue: parts.pool },
+        { provide: CompletionRecorder, useValue: parts.recorder },
+        { provide: AUTH_AUDIT, useValue: parts.auth },
+        { provide: InferenceService, useValue: parts.inference },
+      ],
+    };
+  }
+}

@@ -1,0 +1,246 @@
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Inject,
+  Param,
+  Post,
+  Put,
+  Query,
+  Req,
+  Res,
+} from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { audit } from '@airlock/contracts';
+import { AUTH_AUDIT } from '../auth/auth-audit.port.js';
+import type { AuthAuditClient } from '../auth/auth-audit.port.js';
+import { CompletionRecorder } from '../auth/completion-recorder.js';
+import { WorkerPool } from '../workers/worker-pool.js';
+import {
+  auditFilterQuery,
+  createKeyBody,
+  parseAdmin,
+  toAdminJson,
+  toAuditFilter,
+  upsertTenantBody,
+} from './admin-mapping.js';
+import { authorizeRequest, bearer } from './http-context.js';
+
+/**
+ * The admin API: keys, tenants and the audit log pass through to auth-audit with the caller's own
+ * credential (auth-audit checks the role and audits the action); models come from the worker pool.
+ */
+@Controller('admin/v1')
+export class AdminController {
+  constructor(
+    @Inject(AUTH_AUDIT) private readonly auth: AuthAuditClient,
+    private readonly pool: WorkerPool,
+    private readonly recorder: CompletionRecorder,
+  ) {}
+
+  @Post('keys')
+  @HttpCode(201)
+  async createKey(@Req() request: FastifyRequest, @Body() body: unknown): Promise<unknown> {
+    const input = parseAdmin(createKeyBody, body);
+    const response = await this.auth.admin<audit.CreateApiKeyResponse>('CreateApiKey', {
+      ...caller(request),
+      tenant: input.tenant,
+      name: input.name,
+      role: input.role,
+      allowedModels: input.allowed_models,
+      requestsPerMinute: input.requests_per_minute,
+      tokensPerMinute: input.tokens_per_minute,
+      tokensPerDay: input.tokens_per_day,
+      tokensPerMonth: input.tokens_per_month,
+      global: input.global,
+      expiresAt: input.expires_at ?? '',
+    });
+    return toAdminJson(response);
+  }
+
+  @Get('keys')
+  async listKeys(@Req() request: FastifyRequest, @Query() query: Record<string, string>): Promise<unknown> {
+    const response = await this.auth.admin<audit.ListApiKeysResponse>('ListApiKeys', {
+      credential: bearer(request),
+      tenant: query.tenant ?? '',
+      includeRevoked: query.include_revoked === 'true',
+    });
+    return { object: 'list', data: toAdminJson(response.keys) };
+  }
+
+  @Delete('keys/:id')
+  async revokeKey(@Req() request: FastifyRequest, @Param('id') id: string): Promise<unknown> {
+    const response = await this.auth.admin<audit.RevokeApiKeyResponse>('RevokeApiKey', {
+      ...caller(request),
+      keyId: id,
+    });
+    return toAdminJson(response.key);
+  }
+
+  @Get('tenants')
+  async listTenants(@Req() request: FastifyRequest): Promise<unknown> {
+    const response = await this.auth.admin<audit.ListTenantsResponse>('ListTenants', {
+      credential: bearer(request),
+    });
+    return { object: 'list', data: toAdminJson(response.tenants) };
+  }
+
+  @Put('tenants/:id')
+  async upsertTenant(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ): Promise<unknown> {
+    const input = parseAdmin(upsertTenantBody, body);
+    const response = await this.auth.admin<audit.UpsertTenantResponse>('UpsertTenant', {
+      ...caller(request),
+      tenant: {
+        id,
+        name: input.name ?? id,
+        allowedModels: input.allowed_models,
+        requestsPerMinute: input.requests_per_minute,
+        tokensPerMinute: input.tokens_per_minute,
+        tokensPerDay: input.tokens_per_day,
+        tokensPerMonth: input.tokens_per_month,
+        contentCapture: input.content_capture,
+        disabled: input.disabled,
+      },
+    });
+    return toAdminJson(response);
+  }
+
+  @Get('audit/records')
+  async queryAudit(@Req() request: FastifyRequest, @Query() query: unknown): Promise<unknown> {
+    const q = parseAdmin(auditFilterQuery, query);
+    const response = await this.auth.admin<audit.QueryAuditRecordsResponse>('QueryAuditRecords', {
+      credential: bearer(request),
+      filter: toAuditFilter(q),
+      pageSize: q.page_size ?? 0,
+      pageToken: q.page_token ?? '',
+    });
+    return {
+      object: 'list',
+      data: toAdminJson(response.records),
+      next_page_token: response.nextPageToken || null,
+    };
+  }
+
+  /** Streams the export straight through: nothing is buffered here whatever the size of the log. */
+  @Get('audit/export')
+  async exportAudit(
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+    @Query() query: unknown,
+  ): Promise<void> {
+    const q = parseAdmin(auditFilterQuery, query);
+    const abort = new AbortController();
+    reply.raw.once('close', () => abort.abort());
+    const chunks = this.auth.adminStream<audit.ExportAuditRecordsResponse>(
+      'ExportAuditRecords',
+      {
+        ...caller(request),
+        filter: toAuditFilter(q),
+        format: q.format === 'csv' ? 'EXPORT_FORMAT_CSV' : 'EXPORT_FORMAT_JSONL',
+      },
+      abort.signal,
+    );
+    const iterator = chunks[Symbol.asyncIterator]();
+    // The first chunk decides the status: a refusal is still an ordinary JSON error.
+    const first = await iterator.next();
+    reply.hijack();
+    reply.raw.writeHead(200, {
+      ...(reply.getHeaders() as Record<string, string>),
+      'content-type': q.format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
+    });
+    try {
+      for (let next = first; !next.done; next = await iterator.next()) {
+        if (!reply.raw.write(next.value.data))
+          await new Promise((resolve) => reply.raw.once('drain', resolve));
+      }
+    } finally {
+      reply.raw.end();
+    }
+  }
+
+  @Post('audit/verify')
+  @HttpCode(200)
+  async verifyAudit(
+    @Req() request: FastifyRequest,
+    @Body() body: { from_last_checkpoint?: unknown } | undefined,
+  ): Promise<unknown> {
+    const response = await this.auth.admin<audit.VerifyAuditChainResponse>('VerifyAuditChain', {
+      credential: bearer(request),
+      fromLastCheckpoint: body?.from_last_checkpoint === true,
+    });
+    return toAdminJson(response);
+  }
+
+  @Get('audit/checkpoints')
+  async listCheckpoints(
+    @Req() request: FastifyRequest,
+    @Query() query: Record<string, string>,
+  ): Promise<unknown> {
+    const response = await this.auth.admin<audit.ListAuditCheckpointsResponse>('ListAuditCheckpoints', {
+      credential: bearer(request),
+      fromSequence: Number(query.from_sequence ?? 0) || 0,
+      pageSize: Number(query.page_size ?? 0) || 0,
+    });
+    return toAdminJson(response);
+  }
+
+  /** The model catalog with every worker's live status. Admin only (authorised as model management). */
+  @Get('models')
+  async models(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const ctx = await authorizeRequest(this.auth, request, reply, 'models.manage', '');
+    const workers = this.pool.list().map((worker) => ({
+      address: worker.address,
+      worker_id: worker.status?.workerId ?? null,
+      alive: worker.alive,
+      draining: worker.status?.draining ?? false,
+      models: toAdminJson(worker.status?.models ?? []),
+    }));
+    const body = {
+      object: 'list',
+      data: this.pool.modelIds().map((id) => ({
+        id,
+        workers: workers
+          .filter((w) =>
+            this.pool
+              .list()
+              .find((h) => h.address === w.address)
+              ?.serves(id),
+          )
+          .map((w) => w.address),
+        queued: this.pool.queuedCount(id),
+      })),
+      workers,
+    };
+    this.recorder.record({
+      requestId: ctx.requestId,
+      outcome: 'success',
+      statusCode: 200,
+      errorClass: '',
+      model: '',
+      worker: '',
+      promptTokens: 0,
+      completionTokens: 0,
+      cachedTokens: 0,
+      latencyMs: performance.now() - ctx.startedAt,
+      timeToFirstTokenMs: 0,
+      responseBody: Buffer.from(JSON.stringify(body)),
+    });
+    await reply.send(body);
+  }
+}
+
+/** Who is acting, for auth-audit's record of the admin action. */
+function caller(request: FastifyRequest) {
+  return {
+    credential: bearer(request),
+    requestId: request.id,
+    clientAddress: request.ip,
+    userAgent: request.headers['user-agent'] ?? '',
+  };
+}

@@ -1,0 +1,124 @@
+import { Controller, Get, Inject, Param, Post, Req, Res } from '@nestjs/common';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AUTH_AUDIT } from '../auth/auth-audit.port.js';
+import type { AuthAuditClient } from '../auth/auth-audit.port.js';
+import { CompletionRecorder } from '../auth/completion-recorder.js';
+import { GATEWAY_CONFIG } from '../config.js';
+import type { GatewayConfig } from '../config.js';
+import { ApiError } from '../errors/api-error.js';
+import { InferenceService } from '../inference/inference.service.js';
+import { parseChatRequest, type RequestLimits } from '../openai/chat-request.js';
+import { parseCompletionRequest } from '../openai/completion-request.js';
+import { parseEmbeddingRequest } from '../openai/embedding-request.js';
+import { SseWriter } from '../openai/sse.js';
+import { WorkerPool } from '../workers/worker-pool.js';
+import { authorizeRequest } from './http-context.js';
+
+/** The OpenAI-compatible API. Each handler: parse → authorise (audited) → delegate; errors go to the filter. */
+@Controller('v1')
+export class OpenAiController {
+  private readonly limits: RequestLimits;
+
+  constructor(
+    private readonly inference: InferenceService,
+    private readonly pool: WorkerPool,
+    private readonly recorder: CompletionRecorder,
+    @Inject(AUTH_AUDIT) private readonly auth: AuthAuditClient,
+    @Inject(GATEWAY_CONFIG) config: GatewayConfig,
+  ) {
+    this.limits = {
+      maxN: config.maxN,
+      tokenLimits: (model) => ({ maxTokens: config.modelMaxTokens[model] ?? config.maxTokens }),
+    };
+    this.maxEmbeddingInputs = config.maxEmbeddingInputs;
+  }
+
+  private readonly maxEmbeddingInputs: number;
+
+  @Post('chat/completions')
+  async chat(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const parsed = parseChatRequest(request.body, this.limits);
+    const ctx = await authorizeRequest(this.auth, request, reply, 'chat.completions', parsed.model);
+    const sse = parsed.stream ? this.openStream(reply) : null;
+    const body = await this.inference.chat(parsed, ctx, sse);
+    if (body) await reply.send(body);
+  }
+
+  @Post('completions')
+  async completions(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const parsed = parseCompletionRequest(request.body, this.limits);
+    const ctx = await authorizeRequest(this.auth, request, reply, 'completions', parsed.model);
+    const sse = parsed.stream ? this.openStream(reply) : null;
+    const body = await this.inference.completion(parsed, ctx, sse);
+    if (body) await reply.send(body);
+  }
+
+  @Post('embeddings')
+  async embeddings(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const parsed = parseEmbeddingRequest(request.body, this.maxEmbeddingInputs);
+    const ctx = await authorizeRequest(this.auth, request, reply, 'embeddings', parsed.model);
+    await reply.send(await this.inference.embed(parsed, ctx));
+  }
+
+  @Get('models')
+  async listModels(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const ctx = await authorizeRequest(this.auth, request, reply, 'models.list', '');
+    const allowed = ctx.authorization.allowedModels;
+    const body = {
+      object: 'list',
+      data: this.pool
+        .modelIds()
+        .filter((id) => !allowed || allowed.includes(id))
+        .map(toModelObject),
+    };
+    this.recordListing(ctx.requestId, ctx.startedAt, 200, body);
+    await reply.send(body);
+  }
+
+  @Get('models/:id')
+  async getModel(
+    @Param('id') id: string,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const ctx = await authorizeRequest(this.auth, request, reply, 'models.list', '');
+    const allowed = ctx.authorization.allowedModels;
+    const found = this.pool.modelIds().includes(id) && (!allowed || allowed.includes(id));
+    this.recordListing(
+      ctx.requestId,
+      ctx.startedAt,
+      found ? 200 : 404,
+      found ? toModelObject(id) : undefined,
+    );
+    if (!found) throw ApiError.modelNotFound(id);
+    await reply.send(toModelObject(id));
+  }
+
+  /** Hands the raw response to the SSE writer; Fastify stops managing this reply. */
+  private openStream(reply: FastifyReply): SseWriter {
+    reply.hijack();
+    return new SseWriter(reply.raw, reply.getHeaders() as OutgoingHttpHeaders);
+  }
+
+  private recordListing(requestId: string, startedAt: number, statusCode: number, body: unknown): void {
+    this.recorder.record({
+      requestId,
+      outcome: statusCode === 200 ? 'success' : 'error',
+      statusCode,
+      errorClass: statusCode === 200 ? '' : 'model_not_found',
+      model: '',
+      worker: '',
+      promptTokens: 0,
+      completionTokens: 0,
+      cachedTokens: 0,
+      latencyMs: performance.now() - startedAt,
+      timeToFirstTokenMs: 0,
+      responseBody: Buffer.from(body === undefined ? '' : JSON.stringify(body)),
+    });
+  }
+}
+
+function toModelObject(id: string) {
+  return { id, object: 'model', created: 0, owned_by: 'airlock' };
+}

@@ -1,0 +1,92 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { WorkerPool } from './workers/worker-pool.js';
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+const TOKEN_GAP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
+/** The gateway's Prometheus metrics, in a registry of its own (one per app instance). */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: 'airlock_gateway_requests_total',
+    help: 'HTTP requests answered, by route, model and status code.',
+    labelNames: ['route', 'model', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly duration = new Histogram({
+    name: 'airlock_gateway_request_duration_seconds',
+    help: 'Time from request arrival to the last byte of the response, by route.',
+    labelNames: ['route'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly timeToFirstToken = new Histogram({
+    name: 'airlock_gateway_time_to_first_token_seconds',
+    help: 'Time from request arrival to the first generated token, by model.',
+    labelNames: ['model'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly interTokenLatency = new Histogram({
+    name: 'airlock_gateway_inter_token_latency_seconds',
+    help: 'Time between two streamed tokens, by model.',
+    labelNames: ['model'] as const,
+    buckets: TOKEN_GAP_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly tokens = new Counter({
+    name: 'airlock_gateway_tokens_total',
+    help: 'Tokens in (prompt) and out (completion), by model and tenant.',
+    labelNames: ['model', 'tenant', 'direction'] as const,
+    registers: [this.registry],
+  });
+
+  readonly inFlight = new Gauge({
+    name: 'airlock_gateway_in_flight_requests',
+    help: 'Inference requests being served or waiting, by model.',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly auditRetries = new Counter({
+    name: 'airlock_gateway_audit_completion_retries_total',
+    help: 'Completion records that needed more than one try to commit.',
+    registers: [this.registry],
+  });
+
+  constructor(pool: WorkerPool, auditPending: () => number) {
+    new Gauge({
+      name: 'airlock_gateway_queued_requests',
+      help: 'Requests waiting for a free worker slot, by model.',
+      labelNames: ['model'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [model, queued] of pool.queuedByModel()) this.set({ model }, queued);
+      },
+    });
+    new Gauge({
+      name: 'airlock_gateway_worker_up',
+      help: '1 when the worker answers its status probe, by worker address.',
+      labelNames: ['worker'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const worker of pool.list()) this.set({ worker: worker.address }, worker.alive ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'airlock_gateway_audit_completion_pending',
+      help: 'Completion records not yet committed by auth-audit.',
+      registers: [this.registry],
+      collect() {
+        this.set(auditPending());
+      },
+    });
+  }
+}

@@ -1,0 +1,72 @@
+import type { FinishReason, ToolCall, Usage } from '@airlock/contracts';
+
+/** Worker finish reasons → OpenAI's. A cancelled generation has no client left to read it. */
+export const FINISH_REASON: Record<FinishReason, 'stop' | 'length' | 'tool_calls'> = {
+  FINISH_REASON_UNSPECIFIED: 'stop',
+  FINISH_REASON_STOP: 'stop',
+  FINISH_REASON_LENGTH: 'length',
+  FINISH_REASON_TOOL_CALLS: 'tool_calls',
+  FINISH_REASON_CANCELLED: 'stop',
+};
+
+export interface OpenAiUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
+}
+
+export function toOpenAiUsage(usage: Usage): OpenAiUsage {
+  return {
+    prompt_tokens: usage.promptTokens,
+    completion_tokens: usage.completionTokens,
+    total_tokens: usage.promptTokens + usage.completionTokens,
+    prompt_tokens_details: { cached_tokens: usage.cachedTokens },
+  };
+}
+
+export function addUsage(total: Usage, add: Usage | undefined): void {
+  if (!add) return;
+  total.promptTokens += add.promptTokens;
+  total.completionTokens += add.completionTokens;
+  total.cachedTokens += add.cachedTokens;
+}
+
+export function toOpenAiToolCall(call: ToolCall) {
+  return {
+    id: call.id,
+    type: 'function' as const,
+    function: { name: call.name, arguments: call.argumentsJson },
+  };
+}
+
+/** Fields shared by every chat object of one request. */
+export interface ResponseIdentity {
+  id: string;
+  created: number;
+  model: string;
+}
+
+export function chatChunk(identity: ResponseIdentity, choices: unknown[], usage?: OpenAiUsage | null) {
+  return {
+    id: identity.id,
+    object: 'chat.completion.chunk',
+    created: identity.created,
+    model: identity.model,
+    system_fingerprint: null,
+    choices,
+    ...(usage === undefined ? {} : { usage }),
+  };
+}
+
+export function completionChunk(identity: ResponseIdentity, choices: unknown[], usage?: OpenAiUsage | null) {
+  return {
+    id: identity.id,
+    object: 'text_completion',
+    created: identity.created,
+    model: identity.model,
+    system_fingerprint: null,
+    choices,
+    ...(usage === undefined ? {} : { usage }),
+  };
+}

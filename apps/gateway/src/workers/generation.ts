@@ -1,0 +1,68 @@
+import type { ClientReadableStream } from '@grpc/grpc-js';
+import { ApiError } from '../errors/api-error.js';
+import { isRetryable, isWorkerDown, workerErrorToApiError } from './worker-errors.js';
+import type { WorkerClient } from './worker-client.js';
+import type { WorkerPool } from './worker-pool.js';
+
+export interface GenerationOptions {
+  model: string;
+  signal: AbortSignal;
+  attempts: number;
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** Told which worker serves the request (audit and logs). */
+  onWorker?: (address: string) => void;
+}
+
+/**
+ * Runs one server-streaming generation on the pool: least-loaded worker, a retry on another worker when
+ * one fails before its first event, the client's abort and an idle timer wired to cancel the gRPC call.
+ * Stopping the iteration early (client gone) cancels the call too, which frees the worker's slot.
+ */
+export async function* generate<E>(
+  pool: WorkerPool,
+  options: GenerationOptions,
+  start: (client: WorkerClient, deadline: Date) => ClientReadableStream<E>,
+): AsyncGenerator<E> {
+  const tried = new Set<string>();
+  const deadline = new Date(Date.now() + options.requestTimeoutMs);
+  for (let attempt = 1; ; attempt++) {
+    const lease = await pool.acquire(options.model, tried, options.signal);
+    tried.add(lease.worker.address);
+    options.onWorker?.(lease.worker.address);
+    const call = start(lease.worker.client, deadline);
+    let idle = false;
+    let idleTimer = setTimeout(onIdle, options.idleTimeoutMs);
+    function onIdle(): void {
+      idle = true;
+      call.cancel();
+    }
+    const onAbort = (): void => call.cancel();
+    options.signal.addEventListener('abort', onAbort, { once: true });
+    let started = false;
+    let finished = false;
+    try {
+      for await (const event of call as AsyncIterable<E>) {
+        started = true;
+        clearTimeout(idleTimer);
+        yield event;
+        idleTimer = setTimeout(onIdle, options.idleTimeoutMs);
+      }
+      finished = true;
+      return;
+    } catch (error) {
+      if (idle) {
+        throw new ApiError(504, 'server_error', 'The worker stopped producing tokens.', 'idle_timeout');
+      }
+      if (options.signal.aborted) throw error;
+      if (isWorkerDown(error)) pool.markFailed(lease.worker);
+      if (!started && isRetryable(error) && attempt < options.attempts) continue;
+      throw workerErrorToApiError(error);
+    } finally {
+      clearTimeout(idleTimer);
+      options.signal.removeEventListener('abort', onAbort);
+      if (!finished) call.cancel();
+      lease.release();
+    }
+  }
+}

@@ -1,0 +1,96 @@
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from '@airlock/telemetry';
+import type { GatewayConfig } from '../config.js';
+import type { WorkerEndpoint, WorkerPool } from './worker-pool.js';
+
+type KubernetesSource = Extract<GatewayConfig['discovery'], { kind: 'kubernetes' }>;
+
+/** The Service label that names the model its workers serve (mirrored onto its EndpointSlices). */
+export const MODEL_LABEL = 'airlock.dev/model';
+/** The Service port name the worker's gRPC listens on; the first port when none has this name. */
+const GRPC_PORT_NAME = 'grpc';
+const RESTART_DELAY_MS = 2000;
+
+/**
+ * Workers from the EndpointSlices of the labelled worker Services, kept current by a list+watch
+ * informer (client-node re-lists on 410 Gone and resumes from bookmarks). Only ready endpoints are used.
+ */
+export class KubernetesDiscovery {
+  private readonly informer: k8s.Informer<k8s.V1EndpointSlice> & k8s.ObjectCache<k8s.V1EndpointSlice>;
+  private stopped = false;
+  private restartTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly source: KubernetesSource,
+    private readonly pool: WorkerPool,
+    private readonly logger: Logger,
+  ) {
+    const kubeconfig = new k8s.KubeConfig();
+    if (source.kubeconfig) {
+      kubeconfig.loadFromOptions({
+        clusters: [{ name: 'airlock', server: source.kubeconfig.server, skipTLSVerify: true }],
+        users: [{ name: 'airlock' }],
+        contexts: [{ name: 'airlock', cluster: 'airlock', user: 'airlock' }],
+        currentContext: 'airlock',
+      });
+    } else {
+      kubeconfig.loadFromCluster();
+    }
+    const api = kubeconfig.makeApiClient(k8s.DiscoveryV1Api);
+    const { namespace, selector } = source;
+    this.informer = k8s.makeInformer(
+      kubeconfig,
+      `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
+      () => api.listNamespacedEndpointSlice({ namespace, labelSelector: selector }),
+      selector,
+    );
+    const sync = (): void => this.sync();
+    this.informer.on('add', sync);
+    this.informer.on('update', sync);
+    this.informer.on('delete', sync);
+    this.informer.on('error', (error: unknown) => {
+      if (this.stopped) return;
+      this.logger.warn({ err: (error as Error)?.message }, 'endpointslice watch failed; restarting');
+      this.restartTimer = setTimeout(
+        () => void this.informer.start().catch(() => undefined),
+        RESTART_DELAY_MS,
+      );
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.informer.start();
+    this.sync();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    await this.informer.stop().catch(() => undefined);
+  }
+
+  private sync(): void {
+    const endpoints = endpointsOf(this.informer.list());
+    this.logger.info({ workers: endpoints.length }, 'worker endpoints updated');
+    this.pool.setEndpoints(endpoints);
+  }
+}
+
+/** Ready endpoint addresses of the slices, with the model from the slice's (mirrored Service) label. */
+export function endpointsOf(slices: readonly k8s.V1EndpointSlice[]): WorkerEndpoint[] {
+  const found = new Map<string, WorkerEndpoint>();
+  for (const slice of slices) {
+    const model = slice.metadata?.labels?.[MODEL_LABEL];
+    const port = (slice.ports ?? []).find((p) => p.name === GRPC_PORT_NAME) ?? slice.ports?.[0];
+    if (!port?.port) continue;
+    for (const endpoint of slice.endpoints ?? []) {
+      if (endpoint.conditions?.ready === false) continue;
+      for (const ip of endpoint.addresses.slice(0, 1)) {
+        const host = ip.includes(':') ? `[${ip}]` : ip;
+        const address = `${host}:${port.port}`;
+        found.set(address, { address, ...(model ? { model } : {}) });
+      }
+    }
+  }
+  return [...found.values()].sort((a, b) => a.address.localeCompare(b.address));
+}
