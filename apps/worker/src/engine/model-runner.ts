@@ -80,13 +80,26 @@ export class ModelRunner {
   private scheduler?: SlotScheduler<Slot>;
   private chatWrapper?: ChatWrapper;
   private readonly throughput = new ThroughputWindow();
+  /** Per-token metrics, bound to this model's label once: the per-token path stays cheap. */
+  private readonly tokenMetrics: {
+    generated: { inc(n: number): void };
+    perToken: { observe(seconds: number): void };
+    firstToken: { observe(seconds: number): void };
+  };
 
   constructor(
     readonly spec: ModelSpec,
     private readonly threads: number,
     private readonly metrics: WorkerMetrics,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    const labels = { model: spec.id };
+    this.tokenMetrics = {
+      generated: metrics.generatedTokens.labels(labels),
+      perToken: metrics.timePerOutputToken.labels(labels),
+      firstToken: metrics.timeToFirstToken.labels(labels),
+    };
+  }
 
   get ready(): boolean {
     return this.state === 'MODEL_STATE_READY';
@@ -435,14 +448,14 @@ export class ModelRunner {
       const now = performance.now();
       if (firstTokenAt === 0) {
         firstTokenAt = now;
-        this.metrics.timeToFirstToken.observe(labels, (now - arrived) / 1000);
+        this.tokenMetrics.firstToken.observe((now - arrived) / 1000);
       } else {
-        this.metrics.timePerOutputToken.observe(labels, (now - lastTokenAt) / 1000 / count);
+        this.tokenMetrics.perToken.observe((now - lastTokenAt) / 1000 / count);
       }
       lastTokenAt = now;
       completionTokens += count;
       this.throughput.record(count);
-      this.metrics.generatedTokens.inc(labels, count);
+      this.tokenMetrics.generated.inc(count);
     };
 
     try {
