@@ -1,0 +1,158 @@
+{{/* Chart name, cut to 63 characters (the limit of a DNS label). */}}
+{{- define "airlock.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-scoped base name of every object. */}}
+{{- define "airlock.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "airlock.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "airlock.labels" -}}
+helm.sh/chart: {{ include "airlock.chart" . }}
+{{ include "airlock.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: airlock
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels that select the release's pods (NetworkPolicies use them too). */}}
+{{- define "airlock.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "airlock.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Component names and labels: pass (dict "root" $ "component" "gateway"). */}}
+{{- define "airlock.componentName" -}}
+{{- printf "%s-%s" (include "airlock.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "airlock.componentLabels" -}}
+{{ include "airlock.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "airlock.componentSelectorLabels" -}}
+{{ include "airlock.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* A worker pool's name: <fullname>-worker-<model id in DNS form>. Pass (dict "root" $ "model" $model). */}}
+{{- define "airlock.workerName" -}}
+{{- $slug := regexReplaceAll "[^a-z0-9-]+" (.model.id | lower) "-" | trimAll "-" }}
+{{- printf "%s-worker-%s" (include "airlock.fullname" .root) $slug | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "airlock.workerSelectorLabels" -}}
+{{ include "airlock.componentSelectorLabels" (dict "root" .root "component" "worker") }}
+airlock.dev/model: {{ .model.id | quote }}
+{{- end }}
+
+{{- define "airlock.workerLabels" -}}
+{{ include "airlock.componentLabels" (dict "root" .root "component" "worker") }}
+airlock.dev/model: {{ .model.id | quote }}
+{{- end }}
+
+{{/*
+A worker pool's settings: every key of .Values.workers, replaced key by key (not merged deeper) by the keys the
+model entry sets. Pass (dict "root" $ "model" $model "out" (dict)); the result is written into "out", keeping types.
+*/}}
+{{- define "airlock.mergePool" -}}
+{{- range $key, $value := .root.Values.workers }}
+{{- $_ := set $.out $key $value }}
+{{- end }}
+{{- range $key, $value := .model }}
+{{- $_ := set $.out $key $value }}
+{{- end }}
+{{- end }}
+
+{{/*
+An image reference from the configured registry: <registry>/<repository>:<tag>[@<digest>].
+Pass (dict "root" $ "image" .Values.gateway.image). Never "latest": a moving tag defeats mirroring and audits.
+*/}}
+{{- define "airlock.image" -}}
+{{- $registry := .root.Values.image.registry | trimSuffix "/" }}
+{{- $tag := .image.tag | default .root.Chart.AppVersion | toString }}
+{{- if eq $tag "latest" }}
+{{- fail (printf "image %s: the tag \"latest\" is refused; pin a version (and optionally a digest)" .image.repository) }}
+{{- end }}
+{{- $ref := printf "%s/%s:%s" $registry .image.repository $tag }}
+{{- if .image.digest }}
+{{- $ref = printf "%s@%s" $ref .image.digest }}
+{{- end }}
+{{- $ref }}
+{{- end }}
+
+{{/* Pod- and container-level security contexts that meet Pod Security "restricted". */}}
+{{- define "airlock.podSecurityContext" -}}
+{{ toYaml .Values.podSecurityContext }}
+{{- end }}
+
+{{- define "airlock.containerSecurityContext" -}}
+{{ toYaml .Values.containerSecurityContext }}
+{{- end }}
+
+{{/* Extra AIRLOCK_* settings from a values map, rendered as env entries. */}}
+{{- define "airlock.envFromMap" -}}
+{{- range $name, $value := . }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret that holds auth-audit's secrets (database URL, admin key, audit signing key). */}}
+{{- define "airlock.authAuditSecretName" -}}
+{{- .Values.authAudit.secrets.name | default (include "airlock.componentName" (dict "root" . "component" "auth-audit")) }}
+{{- end }}
+
+{{/* The port the worker pools listen on for gRPC and for /healthz /readyz /metrics. */}}
+{{- define "airlock.workerGrpcPort" -}}50061{{- end }}
+{{- define "airlock.workerOpsPort" -}}9402{{- end }}
+
+{{/* Egress to the cluster DNS only (UDP and TCP 53). */}}
+{{- define "airlock.dnsEgressRule" -}}
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+  to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ .Values.networkPolicy.dns.namespace | quote }}
+      podSelector:
+        matchLabels:
+          {{- toYaml .Values.networkPolicy.dns.podLabels | nindent 10 }}
+{{- end }}
+
+{{/* Ingress to the ops port (/metrics) from the monitoring namespaces, if any. */}}
+{{- define "airlock.metricsIngressRule" -}}
+{{- with .Values.networkPolicy.metrics.namespaces -}}
+- ports:
+    - port: ops
+      protocol: TCP
+  from:
+    {{- range . }}
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ . | quote }}
+    {{- end }}
+{{- end }}
+{{- end }}

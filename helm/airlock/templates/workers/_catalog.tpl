@@ -1,0 +1,13 @@
+{{/*
+One model's catalog, in the worker's AIRLOCK_MODELS_FILE format. The GGUF path is inside the model volume,
+mounted at /models. Pass (dict "model" $model).
+*/}}
+{{- define "airlock.catalogEntry" -}}
+{{- $m := .model }}
+{{- $entry := dict "id" $m.id "path" (printf "/models/%s" ($m.file | trimPrefix "/")) }}
+{{- with $m.sha256 }}{{ $_ := set $entry "sha256" (lower .) }}{{ end }}
+{{- range $key := list "contextSize" "parallel" "queueSize" "gpuLayers" "gpu" "threads" "embeddings" "chatTemplate" }}
+{{- if hasKey $m $key }}{{ $_ := set $entry $key (get $m $key) }}{{ end }}
+{{- end }}
+{{- toYaml (dict "models" (list $entry)) }}
+{{- end }}
