@@ -64,14 +64,18 @@ export async function authorizeRequest(
     );
   }
   const abort = new AbortController();
+  let gone = false;
   // A client that goes away cancels its worker calls (and so frees their slots).
   reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) abort.abort();
+    if (reply.raw.writableFinished) return;
+    gone = true;
+    abort.abort();
   });
   return {
     requestId: request.id,
     authorization,
     abort,
+    clientGone: () => gone,
     startedAt: (request as AirlockRequest)[STARTED_KEY] ?? performance.now(),
     route: request.routeOptions.url ?? '',
   };

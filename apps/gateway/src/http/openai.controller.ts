@@ -42,7 +42,7 @@ export class OpenAiController {
     const ctx = await authorizeRequest(this.auth, request, reply, 'chat.completions', parsed.model);
     const sse = parsed.stream ? this.openStream(reply) : null;
     const body = await this.inference.chat(parsed, ctx, sse);
-    if (body) await reply.send(body);
+    if (body) await reply.code(200).send(body);
   }
 
   @Post('completions')
@@ -51,14 +51,14 @@ export class OpenAiController {
     const ctx = await authorizeRequest(this.auth, request, reply, 'completions', parsed.model);
     const sse = parsed.stream ? this.openStream(reply) : null;
     const body = await this.inference.completion(parsed, ctx, sse);
-    if (body) await reply.send(body);
+    if (body) await reply.code(200).send(body);
   }
 
   @Post('embeddings')
   async embeddings(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const parsed = parseEmbeddingRequest(request.body, this.maxEmbeddingInputs);
     const ctx = await authorizeRequest(this.auth, request, reply, 'embeddings', parsed.model);
-    await reply.send(await this.inference.embed(parsed, ctx));
+    await reply.code(200).send(await this.inference.embed(parsed, ctx));
   }
 
   @Get('models')

@@ -9,6 +9,8 @@ export interface RequestContext {
   authorization: Authorization;
   /** Aborted when the client goes away (or the request fails): cancels every worker call. */
   abort: AbortController;
+  /** True once the client closed the connection before the response was complete. */
+  clientGone: () => boolean;
   startedAt: number;
   route: string;
 }
@@ -21,6 +23,9 @@ export class Exchange {
   readonly usage: Usage = { promptTokens: 0, completionTokens: 0, cachedTokens: 0 };
   private workers = new Set<string>();
   private firstTokenAt = 0;
+  /** Pieces streamed so far: the completion token count of a generation cancelled before its usage came. */
+  private pieces = 0;
+  private finishedGenerations = 0;
   private lastTokenAt = 0;
   private finished = false;
 
@@ -39,6 +44,7 @@ export class Exchange {
 
   /** Called for every streamed piece of output. */
   onToken(): void {
+    this.pieces++;
     const now = performance.now();
     if (this.firstTokenAt === 0) {
       this.firstTokenAt = now;
@@ -49,11 +55,18 @@ export class Exchange {
     this.lastTokenAt = now;
   }
 
+  /** A generation reported its usage; counted pieces no longer stand in for it. */
+  onUsage(): void {
+    this.finishedGenerations++;
+  }
+
   finish(statusCode: number, outcome: CompletionOutcome, errorClass = '', responseBody?: unknown): void {
     if (this.finished) return;
     this.finished = true;
     const latencyMs = performance.now() - this.ctx.startedAt;
     const tenant = this.ctx.authorization.tenant;
+    if (this.finishedGenerations === 0 && this.usage.completionTokens === 0)
+      this.usage.completionTokens = this.pieces;
     this.metrics.inFlight.dec({ model: this.model });
     this.metrics.tokens.inc({ model: this.model, tenant, direction: 'in' }, this.usage.promptTokens);
     this.metrics.tokens.inc({ model: this.model, tenant, direction: 'out' }, this.usage.completionTokens);

@@ -115,8 +115,8 @@ export class InferenceService {
     try {
       const response = await this.embedWithRetry(parsed, ctx, exchange);
       exchange.usage.promptTokens = response.promptTokens;
-      exchange.finish(200, 'success');
-      return {
+      exchange.onUsage();
+      const body = {
         object: 'list',
         model: parsed.model,
         data: response.embeddings.map((e, index) => ({
@@ -129,6 +129,8 @@ export class InferenceService {
         })),
         usage: { prompt_tokens: response.promptTokens, total_tokens: response.promptTokens },
       };
+      exchange.finish(200, 'success', '', body);
+      return body;
     } catch (error) {
       const apiError = workerErrorToApiError(error);
       exchange.finish(
@@ -147,8 +149,11 @@ export class InferenceService {
   ): Promise<EmbedResponse> {
     const tried = new Set<string>();
     const deadline = new Date(Date.now() + this.config.requestTimeoutMs);
+    let lastError: unknown = null;
     for (let attempt = 1; ; attempt++) {
-      const lease = await this.pool.acquire(parsed.model, tried, ctx.abort.signal);
+      const lease = await this.pool.acquire(parsed.model, tried, ctx.abort.signal).catch((error: unknown) => {
+        throw lastError === null ? error : workerErrorToApiError(lastError);
+      });
       tried.add(lease.worker.address);
       exchange.onWorker(lease.worker.address);
       try {
@@ -161,6 +166,7 @@ export class InferenceService {
         if (isWorkerDown(error)) this.pool.markFailed(lease.worker);
         if (!isRetryable(error) || attempt >= this.config.workerAttempts || ctx.abort.signal.aborted)
           throw error;
+        lastError = error;
       } finally {
         lease.release();
       }
@@ -190,6 +196,7 @@ export class InferenceService {
       throw apiError;
     }
     let ending: Ending = { status: 200, outcome: 'success', errorClass: '' };
+    let responseBody: unknown;
     try {
       if (sse) sse.open(ctx.authorization.rateLimitHeaders);
       if (sse) {
@@ -201,15 +208,20 @@ export class InferenceService {
         if (sse && choice) await sse.send(shape.chunk([choice]));
         if (sse?.closed) break;
       }
-      if (ctx.abort.signal.aborted || sse?.closed) {
+      if (ctx.clientGone() || sse?.closed) {
         ending = CANCELLED;
         return;
       }
-      if (!sse) return shape.collected();
+      if (!sse) {
+        const body = shape.collected();
+        responseBody = body;
+        return body;
+      }
+      responseBody = shape.collected();
       if (shape.includeUsage) await sse.send(shape.chunk([], toOpenAiUsage(exchange.usage)));
       await sse.done();
     } catch (error) {
-      if (ctx.abort.signal.aborted || sse?.closed) {
+      if (ctx.clientGone() || sse?.closed) {
         ending = CANCELLED;
         return;
       }
@@ -220,16 +232,17 @@ export class InferenceService {
       await sse.send(apiError.toBody());
       sse.end();
     } finally {
-      this.end(exchange, ctx, ending);
+      this.end(exchange, ctx, ending, responseBody);
       sse?.end();
     }
   }
 
-  private end(exchange: Exchange, ctx: RequestContext, ending: Ending): void {
+  private end(exchange: Exchange, ctx: RequestContext, ending: Ending, responseBody?: unknown): void {
     exchange.finish(
       ending.status,
-      ctx.abort.signal.aborted && ending.outcome !== 'success' ? 'cancelled' : ending.outcome,
+      ctx.clientGone() ? 'cancelled' : ending.outcome,
       ending.errorClass,
+      responseBody,
     );
   }
 
@@ -283,6 +296,7 @@ class ChatChoice {
       case 'finish': {
         this.finish = event.finish;
         addUsage(exchange.usage, event.finish.usage);
+        exchange.onUsage();
         const rest = this.text.flush();
         this.content += rest;
         return { index, delta: rest ? { content: rest } : {}, finish_reason: this.finishReason() };
@@ -327,6 +341,7 @@ class TextChoice {
     }
     this.finish = event.finish;
     addUsage(exchange.usage, event.finish.usage);
+    exchange.onUsage();
     const rest = this.deltas.flush();
     this.text += rest;
     return { index, text: rest, logprobs: null, finish_reason: FINISH_REASON[event.finish.finishReason] };

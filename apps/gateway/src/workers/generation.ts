@@ -26,8 +26,12 @@ export async function* generate<E>(
 ): AsyncGenerator<E> {
   const tried = new Set<string>();
   const deadline = new Date(Date.now() + options.requestTimeoutMs);
+  let lastError: unknown = null;
   for (let attempt = 1; ; attempt++) {
-    const lease = await pool.acquire(options.model, tried, options.signal);
+    // On a retry with no other worker left, the client hears why the last worker refused.
+    const lease = await pool.acquire(options.model, tried, options.signal).catch((error: unknown) => {
+      throw lastError === null ? error : workerErrorToApiError(lastError);
+    });
     tried.add(lease.worker.address);
     options.onWorker?.(lease.worker.address);
     const call = start(lease.worker.client, deadline);
@@ -56,7 +60,10 @@ export async function* generate<E>(
       }
       if (options.signal.aborted) throw error;
       if (isWorkerDown(error)) pool.markFailed(lease.worker);
-      if (!started && isRetryable(error) && attempt < options.attempts) continue;
+      if (!started && isRetryable(error) && attempt < options.attempts) {
+        lastError = error;
+        continue;
+      }
       throw workerErrorToApiError(error);
     } finally {
       clearTimeout(idleTimer);
