@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+// The one-command platform: auth-audit (PGlite unless AIRLOCK_DATABASE_URL is set), one worker (the GGUF in
+// AIRLOCK_MODEL, else a generated smoke model) and the gateway on 127.0.0.1:${AIRLOCK_PORT:-8080}.
+// Run after `npm run build` (`npm start` does both). Ctrl-C stops all three, gateway first.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const root = resolve(import.meta.dirname, '..');
+const env = process.env;
+const dataDir = resolve(env.AIRLOCK_DATA_DIR ?? join(root, 'data'));
+const host = '127.0.0.1';
+const ports = {
+  gateway: Number(env.AIRLOCK_PORT ?? 8080),
+  authAuditGrpc: 50051,
+  workerGrpc: 50061,
+  gatewayOps: 9400,
+  authAuditOps: 9401,
+  workerOps: 9402,
+};
+
+/** The worker's model: the one given, or a small generated llama GGUF (no download). */
+async function modelCatalog() {
+  let modelPath = env.AIRLOCK_MODEL && resolve(env.AIRLOCK_MODEL);
+  if (modelPath && !existsSync(modelPath)) throw new Error(`AIRLOCK_MODEL: no file at ${modelPath}`);
+  if (!modelPath) {
+    modelPath = join(dataDir, 'models', 'smoke.gguf');
+    if (!existsSync(modelPath)) {
+      const { writeLlamaGgufPreset } = await import('@airlock/gguf');
+      await mkdir(join(dataDir, 'models'), { recursive: true });
+      await writeLlamaGgufPreset(modelPath, 'smoke');
+      console.log(`airlock: generated the smoke model at ${modelPath}`);
+    }
+  }
+  const id = basename(modelPath).replace(/\.gguf$/i, '');
+  const catalog = join(dataDir, 'worker-models.yaml');
+  await writeFile(
+    catalog,
+    `# Written by scripts/start.mjs\nmodels:\n  - id: ${JSON.stringify(id)}\n    path: ${JSON.stringify(modelPath)}\n    embeddings: true\n`,
+  );
+  return { id, catalog };
+}
+
+const children = [];
+
+function start(name, entry, extraEnv) {
+  const main = join(root, entry);
+  if (!existsSync(main)) throw new Error(`${main} is missing: run "npm run build" first`);
+  const child = spawn(process.execPath, [main], {
+    env: Object.fromEntries(
+      Object.entries({ ...env, AIRLOCK_DATA_DIR: dataDir, ...extraEnv }).filter(([, v]) => v !== undefined),
+    ),
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`airlock: ${name} exited (${signal ?? code}); stopping the others`);
+      void stop(1);
+    }
+  });
+  children.push({ name, child });
+  return child;
+}
+
+async function waitReady(name, opsPort, timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (stopping) return;
+    try {
+      const response = await fetch(`http://${host}:${opsPort}/readyz`);
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(250);
+  }
+  throw new Error(`${name} not ready after ${timeoutMs / 1000} s`);
+}
+
+let stopping = false;
+async function stop(code) {
+  if (stopping) return;
+  stopping = true;
+  // Gateway first (no new requests), then the worker (drains), then auth-audit (records the rest).
+  for (const { child } of [...children].reverse()) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    child.kill('SIGTERM');
+    await Promise.race([new Promise((r) => child.once('exit', r)), sleep(35_000)]);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  process.exit(code);
+}
+
+process.on('SIGINT', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
+
+try {
+  await mkdir(dataDir, { recursive: true });
+  const model = await modelCatalog();
+  const common = { AIRLOCK_GRPC_HOST: host, AIRLOCK_HOST: host };
+  start('auth-audit', 'apps/auth-audit/dist/main.js', {
+    ...common,
+    AIRLOCK_GRPC_PORT: String(ports.authAuditGrpc),
+    AIRLOCK_OPS_PORT: String(ports.authAuditOps),
+  });
+  start('worker', 'apps/worker/dist/main.js', {
+    ...common,
+    AIRLOCK_MODEL: undefined,
+    AIRLOCK_MODELS_FILE: model.catalog,
+    AIRLOCK_GRPC_PORT: String(ports.workerGrpc),
+    AIRLOCK_OPS_PORT: String(ports.workerOps),
+  });
+  await waitReady('auth-audit', ports.authAuditOps);
+  await waitReady('worker', ports.workerOps);
+  start('gateway', 'apps/gateway/dist/main.js', {
+    ...common,
+    AIRLOCK_PORT: String(ports.gateway),
+    AIRLOCK_OPS_PORT: String(ports.gatewayOps),
+    AIRLOCK_AUTH_AUDIT_ADDRESS: `${host}:${ports.authAuditGrpc}`,
+    AIRLOCK_WORKERS: `${host}:${ports.workerGrpc}`,
+  });
+  await waitReady('gateway', ports.gatewayOps);
+  const keyWhere = env.AIRLOCK_ADMIN_KEY
+    ? 'the admin key is the value of AIRLOCK_ADMIN_KEY'
+    : `the admin key is in ${join(dataDir, 'admin-key')}`;
+  console.log(
+    [
+      '',
+      `airlock: ready on http://${host}:${ports.gateway}/v1 (model "${model.id}")`,
+      `airlock: ${keyWhere}`,
+      `airlock: try  curl http://${host}:${ports.gateway}/v1/models -H "Authorization: Bearer $(cat ${join(dataDir, 'admin-key')})"`,
+      'airlock: Ctrl-C stops everything',
+      '',
+    ].join('\n'),
+  );
+} catch (error) {
+  console.error(`airlock: ${error.message}`);
+  await stop(1);
+}

@@ -1,0 +1,218 @@
+// Starts the real platform for end-to-end tests: auth-audit and the worker as processes from their
+// built entry points (npm test builds first), the gateway in this process (so a test can read its pool
+// and metrics). Every suite gets its own ports, data directory and, for PostgreSQL, its own database.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import { pino } from 'pino';
+import { findFreePort } from '@airlock/telemetry';
+import { gatewayConfig, type GatewayConfig } from '../../apps/gateway/src/config.js';
+import { startGatewayApp, type GatewayApp } from '../../apps/gateway/src/gateway-app.js';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const MODEL = 'stories260K';
+
+/** Loosely typed JSON from the admin API: tests read its fields by name. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Json = any;
+
+export function modelsDir(): string {
+  const dir = process.env.AIRLOCK_TEST_MODELS_DIR ?? resolve(ROOT, '../shared/models');
+  if (!existsSync(join(dir, `${MODEL}.gguf`))) {
+    throw new Error(`${MODEL}.gguf not found in ${dir}: set AIRLOCK_TEST_MODELS_DIR`);
+  }
+  return dir;
+}
+
+function entry(app: string): string {
+  const main = join(ROOT, 'apps', app, 'dist', 'main.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);
+  return main;
+}
+
+async function waitReady(
+  opsPort: number,
+  child: ChildProcess,
+  name: string,
+  timeoutMs = 90_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
+    const ok = await fetch(`http://127.0.0.1:${opsPort}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${name} not ready in ${timeoutMs} ms`);
+}
+
+async function stopChild(child: ChildProcess | null): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+export interface PlatformOptions {
+  database: 'pglite' | 'postgres';
+  gateway?: Partial<GatewayConfig>;
+}
+
+export class Platform {
+  adminKey = `alk_e2eadmin_${randomBytes(32).toString('base64url')}`;
+  gateway!: GatewayApp;
+  authAuditAddress = '';
+  private authAudit: ChildProcess | null = null;
+  private worker: ChildProcess | null = null;
+  private dataDir = '';
+  private databaseUrl: string | undefined;
+  private databaseName = '';
+  private authAuditPorts = { grpc: 0, ops: 0 };
+  workerAddress = '';
+  workerOpsPort = 0;
+
+  constructor(private readonly options: PlatformOptions) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.gateway.port}`;
+  }
+
+  async start(): Promise<void> {
+    this.dataDir = await mkdtemp(join(tmpdir(), 'airlock-e2e-'));
+    if (this.options.database === 'postgres') await this.createDatabase();
+    this.authAuditPorts = { grpc: await findFreePort(), ops: await findFreePort() };
+    this.authAuditAddress = `127.0.0.1:${this.authAuditPorts.grpc}`;
+    const workerGrpc = await findFreePort();
+    this.workerOpsPort = await findFreePort();
+    this.workerAddress = `127.0.0.1:${workerGrpc}`;
+    const catalog = join(this.dataDir, 'models.yaml');
+    await writeFile(
+      catalog,
+      `models:\n  - id: ${MODEL}\n    path: ${join(modelsDir(), `${MODEL}.gguf`)}\n    parallel: 4\n    threads: 1\n    embeddings: true\n`,
+    );
+    this.worker = this.spawn('worker', {
+      AIRLOCK_MODELS_FILE: catalog,
+      AIRLOCK_GRPC_PORT: String(workerGrpc),
+      AIRLOCK_OPS_PORT: String(this.workerOpsPort),
+      AIRLOCK_DATA_DIR: join(this.dataDir, 'worker'),
+    });
+    await this.startAuthAudit();
+    await waitReady(this.workerOpsPort, this.worker, 'worker');
+    this.gateway = await startGatewayApp(
+      gatewayConfig({
+        port: 0,
+        opsPort: 0,
+        authAuditAddress: this.authAuditAddress,
+        discovery: { kind: 'static', workers: [this.workerAddress] },
+        workerStatusIntervalMs: 250,
+        auditRetryMaxMs: 500,
+        ...this.options.gateway,
+      }),
+      { logger: pino({ level: 'silent' }) },
+    );
+    await this.until(() => this.gateway.pool.modelIds().includes(MODEL));
+  }
+
+  async startAuthAudit(): Promise<void> {
+    this.authAudit = this.spawn('auth-audit', {
+      AIRLOCK_GRPC_PORT: String(this.authAuditPorts.grpc),
+      AIRLOCK_OPS_PORT: String(this.authAuditPorts.ops),
+      AIRLOCK_DATA_DIR: join(this.dataDir, 'auth-audit'),
+      AIRLOCK_ADMIN_KEY: this.adminKey,
+      ...(this.databaseUrl ? { AIRLOCK_DATABASE_URL: this.databaseUrl } : {}),
+    });
+    await waitReady(this.authAuditPorts.ops, this.authAudit, 'auth-audit');
+  }
+
+  async stopAuthAudit(): Promise<void> {
+    await stopChild(this.authAudit);
+    this.authAudit = null;
+  }
+
+  async close(): Promise<void> {
+    await this.gateway?.close();
+    await Promise.all([stopChild(this.worker), stopChild(this.authAudit)]);
+    if (this.databaseName) {
+      const client = new pg.Client({ connectionString: process.env.AIRLOCK_TEST_DATABASE_URL });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS "${this.databaseName}" WITH (FORCE)`);
+      await client.end();
+    }
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** The admin API with the bootstrap admin key. */
+  async admin(
+    method: string,
+    path: string,
+    body?: unknown,
+    key = this.adminKey,
+  ): Promise<{ status: number; json: Json }> {
+    const response = await fetch(`${this.url}/admin/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await response.text();
+    return { status: response.status, json: text ? JSON.parse(text) : null };
+  }
+
+  async createKey(options: Record<string, unknown> = {}): Promise<string> {
+    const { status, json } = await this.admin('POST', '/keys', {
+      name: `e2e-${randomBytes(3).toString('hex')}`,
+      ...options,
+    });
+    if (status !== 201) throw new Error(`key creation failed: ${status} ${JSON.stringify(json)}`);
+    return json.secret as string;
+  }
+
+  /** Audit records of one request (request + completion), waiting for the completion to be committed. */
+  async auditRecords(requestId: string, expected = 2): Promise<Json[]> {
+    let records: Json[] = [];
+    await this.until(async () => {
+      const { json } = await this.admin('GET', `/audit/records?request_id=${encodeURIComponent(requestId)}`);
+      records = json?.data ?? [];
+      return records.length >= expected;
+    });
+    return records;
+  }
+
+  async until(check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (await check()) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('condition not reached in time');
+  }
+
+  private spawn(app: string, extra: Record<string, string>): ChildProcess {
+    const child = spawn(process.execPath, [entry(app)], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, AIRLOCK_LOG_LEVEL: 'warn', ...extra },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    child.stderr?.resume();
+    return child;
+  }
+
+  private async createDatabase(): Promise<void> {
+    const base = process.env.AIRLOCK_TEST_DATABASE_URL;
+    if (!base) throw new Error('AIRLOCK_TEST_DATABASE_URL is not set');
+    this.databaseName = `airlock_e2e_${randomBytes(6).toString('hex')}`;
+    const client = new pg.Client({ connectionString: base });
+    await client.connect();
+    await client.query(`CREATE DATABASE "${this.databaseName}"`);
+    await client.end();
+    const url = new URL(base);
+    url.pathname = `/${this.databaseName}`;
+    this.databaseUrl = url.toString();
+  }
+}
