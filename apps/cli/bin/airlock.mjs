@@ -1,0 +1,257 @@
+#!/usr/bin/env node
+// airlock: the admin and quick-test CLI over the gateway's HTTP API (keys, audit, models, chat).
+// Settings: --url / AIRLOCK_URL (default http://127.0.0.1:8080) and --key / AIRLOCK_API_KEY.
+import { Command } from 'commander';
+
+class CliError extends Error {}
+
+function settings(command) {
+  const options = command.optsWithGlobals();
+  const key = options.key ?? process.env.AIRLOCK_API_KEY;
+  if (!key) throw new CliError('no API key: pass --key or set AIRLOCK_API_KEY');
+  return {
+    url: (options.url ?? process.env.AIRLOCK_URL ?? 'http://127.0.0.1:8080').replace(/\/$/, ''),
+    key,
+    json: options.json === true,
+  };
+}
+
+async function call(command, method, path, body) {
+  const { url, key } = settings(command);
+  let response;
+  try {
+    response = await fetch(`${url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  } catch (error) {
+    throw new CliError(
+      `cannot reach the gateway at ${url}: ${error.cause?.code ?? error.cause?.message ?? error.message}`,
+    );
+  }
+  if (!response.ok) {
+    const text = await response.text();
+    let message = text;
+    try {
+      message = JSON.parse(text).error?.message ?? text;
+    } catch {
+      // not JSON
+    }
+    throw new CliError(`${method} ${path} failed (${response.status}): ${message}`);
+  }
+  return response;
+}
+
+const json = async (command, method, path, body) => (await call(command, method, path, body)).json();
+
+function print(command, value, columns) {
+  if (settings(command).json || !columns) {
+    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    return;
+  }
+  const rows = (Array.isArray(value) ? value : [value]).map((row) =>
+    columns.map((c) => {
+      const v = row[c];
+      return v === undefined || v === null || v === ''
+        ? '-'
+        : Array.isArray(v)
+          ? v.join(',') || '*'
+          : String(v);
+    }),
+  );
+  const widths = columns.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
+  process.stdout.write(`${[line(columns.map((c) => c.toUpperCase())), ...rows.map(line)].join('\n')}\n`);
+}
+
+function filterQuery(options) {
+  const query = new URLSearchParams();
+  for (const [flag, name] of [
+    ['since', 'start_time'],
+    ['until', 'end_time'],
+    ['tenant', 'tenant'],
+    ['principal', 'principal_id'],
+    ['model', 'model'],
+    ['outcome', 'outcome'],
+    ['requestId', 'request_id'],
+  ]) {
+    if (options[flag]) query.set(name, options[flag]);
+  }
+  return query;
+}
+
+const program = new Command('airlock')
+  .description('Airlock admin CLI')
+  .option('--url <url>', 'gateway URL (AIRLOCK_URL)')
+  .option('--key <key>', 'API key (AIRLOCK_API_KEY)')
+  .option('--json', 'print JSON for scripts');
+
+const keys = program.command('keys').description('API keys');
+keys
+  .command('create')
+  .requiredOption('--name <name>', 'key name')
+  .option('--tenant <tenant>', 'tenant', 'default')
+  .option('--role <role>', 'admin | auditor | user', 'user')
+  .option('--models <ids>', 'comma-separated allowed models (default: all)')
+  .option('--rpm <n>', 'requests per minute (0 = unlimited)', '0')
+  .option('--tpm <n>', 'tokens per minute (0 = unlimited)', '0')
+  .option('--expires <time>', 'RFC 3339 expiry')
+  .action(async (options, command) => {
+    const created = await json(command, 'POST', '/admin/v1/keys', {
+      name: options.name,
+      tenant: options.tenant,
+      role: options.role,
+      allowed_models: options.models ? options.models.split(',') : [],
+      requests_per_minute: Number(options.rpm),
+      tokens_per_minute: Number(options.tpm),
+      ...(options.expires ? { expires_at: options.expires } : {}),
+    });
+    if (settings(command).json) return print(command, created);
+    print(command, created.key, ['id', 'tenant', 'name', 'role', 'allowed_models']);
+    process.stdout.write(`\nsecret (shown once): ${created.secret}\n`);
+  });
+keys
+  .command('list')
+  .option('--tenant <tenant>', 'only this tenant')
+  .option('--all', 'include revoked keys')
+  .action(async (options, command) => {
+    const query = new URLSearchParams({
+      ...(options.tenant ? { tenant: options.tenant } : {}),
+      include_revoked: String(!!options.all),
+    });
+    const list = await json(command, 'GET', `/admin/v1/keys?${query}`);
+    print(command, list.data, ['id', 'tenant', 'name', 'role', 'allowed_models', 'created_at', 'revoked_at']);
+  });
+keys.command('revoke <id>').action(async (id, _options, command) => {
+  print(command, await json(command, 'DELETE', `/admin/v1/keys/${encodeURIComponent(id)}`), [
+    'id',
+    'name',
+    'revoked_at',
+  ]);
+});
+
+const audit = program.command('audit').description('the audit log');
+const withFilters = (cmd) =>
+  cmd
+    .option('--since <time>', 'RFC 3339 start')
+    .option('--until <time>', 'RFC 3339 end')
+    .option('--tenant <tenant>')
+    .option('--principal <id>')
+    .option('--model <id>')
+    .option('--outcome <outcome>', 'allowed | denied | succeeded | failed | cancelled')
+    .option('--request-id <id>');
+withFilters(audit.command('query'))
+  .option('--limit <n>', 'page size', '50')
+  .action(async (options, command) => {
+    const query = filterQuery(options);
+    query.set('page_size', options.limit);
+    const page = await json(command, 'GET', `/admin/v1/audit/records?${query}`);
+    print(command, page.data, [
+      'sequence',
+      'time',
+      'kind',
+      'action',
+      'principal_id',
+      'model',
+      'outcome',
+      'status_code',
+      'prompt_tokens',
+      'completion_tokens',
+    ]);
+  });
+withFilters(audit.command('export'))
+  .option('--format <format>', 'jsonl | csv', 'jsonl')
+  .action(async (options, command) => {
+    const query = filterQuery(options);
+    query.set('format', options.format);
+    const response = await call(command, 'GET', `/admin/v1/audit/export?${query}`);
+    let bytes = 0;
+    const started = Date.now();
+    for await (const chunk of response.body) {
+      bytes += chunk.length;
+      if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
+      process.stderr.write(`\rexported ${(bytes / 1024).toFixed(0)} KiB`);
+    }
+    process.stderr.write(
+      `\rexported ${(bytes / 1024).toFixed(0)} KiB in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+    );
+  });
+audit
+  .command('verify')
+  .option('--from-last-checkpoint', 'start at the latest signed checkpoint')
+  .action(async (options, command) => {
+    const result = await json(command, 'POST', '/admin/v1/audit/verify', {
+      from_last_checkpoint: !!options.fromLastCheckpoint,
+    });
+    print(command, result, [
+      'ok',
+      'records_checked',
+      'first_sequence',
+      'last_sequence',
+      'failed_sequence',
+      'failure',
+      'message',
+    ]);
+    if (!result.ok) process.exitCode = 3;
+  });
+
+const models = program.command('models').description('models and workers');
+models.command('list').action(async (_options, command) => {
+  print(command, (await json(command, 'GET', '/v1/models')).data, ['id', 'owned_by']);
+});
+models.command('status').action(async (_options, command) => {
+  const status = await json(command, 'GET', '/admin/v1/models');
+  if (settings(command).json) return print(command, status);
+  const rows = status.workers.flatMap((w) =>
+    w.models.map((m) => ({
+      worker: w.address,
+      alive: w.alive,
+      model: m.id,
+      state: m.state,
+      slots: `${m.slots_busy}/${m.slots_total}`,
+      queue: m.queue_length,
+      kv: `${Math.round(m.kv_cache_utilization * 100)}%`,
+      'tokens/s': m.tokens_per_second,
+    })),
+  );
+  print(command, rows, ['worker', 'alive', 'model', 'state', 'slots', 'queue', 'kv', 'tokens/s']);
+});
+
+program
+  .command('chat <prompt>')
+  .description('one-shot prompt, streamed')
+  .requiredOption('--model <id>')
+  .option('--max-tokens <n>', 'limit', '256')
+  .action(async (prompt, options, command) => {
+    const response = await call(command, 'POST', '/v1/chat/completions', {
+      model: options.model,
+      messages: [{ role: 'user', content: prompt }],
+      max_tokens: Number(options.maxTokens),
+      stream: true,
+    });
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of response.body) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const event = buffer.slice(0, end).replace(/^data: /, '');
+        buffer = buffer.slice(end + 2);
+        if (event === '[DONE]') continue;
+        const data = JSON.parse(event);
+        if (data.error) throw new CliError(`generation failed: ${data.error.message}`);
+        process.stdout.write(data.choices?.[0]?.delta?.content ?? '');
+      }
+    }
+    process.stdout.write('\n');
+  });
+
+program.parseAsync().catch((error) => {
+  process.stderr.write(`airlock: ${error instanceof CliError ? error.message : error.message}\n`);
+  process.exit(1);
+});
