@@ -1,0 +1,83 @@
+// The offline bundle command, run for real (helm package, cyclonedx-npm over the installed tree), into a temp dir.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { parseManifests, renderChart, repoRoot, runHelm, type KubeObject } from './helm-harness.js';
+
+interface CycloneDx {
+  bomFormat: string;
+  specVersion: string;
+  components: { name: string; group?: string; version: string; purl?: string }[];
+}
+
+describe('scripts/build-offline-bundle.mjs', () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'airlock-bundle-')), 'bundle');
+  let run: ReturnType<typeof spawnSync>;
+
+  beforeAll(() => {
+    run = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'build-offline-bundle.mjs'), '--out', out], {
+      encoding: 'utf8',
+      cwd: repoRoot,
+    });
+  }, 120_000);
+  afterAll(() => rmSync(join(out, '..'), { recursive: true, force: true }));
+
+  it('succeeds and says where the bundle is', () => {
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain(`offline bundle: ${out}`);
+  });
+
+  it('checksums every file in the bundle, in sha256sum -c format', () => {
+    const lines = readFileSync(join(out, 'SHA256SUMS'), 'utf8').trim().split('\n');
+    const listed = new Map(lines.map((line) => [line.slice(66), line.slice(0, 64)]));
+    for (const [file, digest] of listed) {
+      expect(createHash('sha256').update(readFileSync(join(out, file))).digest('hex')).toBe(digest);
+    }
+    const files = readdirSync(out, { recursive: true, withFileTypes: true })
+      .filter((entry) => entry.isFile() && entry.name !== 'SHA256SUMS')
+      .map((entry) => relative(out, join(entry.parentPath, entry.name)));
+    expect([...listed.keys()].sort()).toEqual(files.sort());
+    expect(listed.has('chart/airlock-0.1.0.tgz')).toBe(true);
+    expect(listed.has('model-catalog.template.yaml')).toBe(true);
+  });
+
+  it('packages a chart that lints and renders like the source chart', () => {
+    const packaged = join(out, 'chart', 'airlock-0.1.0.tgz');
+    expect(runHelm(['lint', '--strict', packaged]).status).toBe(0);
+    const fromPackage = runHelm(['template', 'airlock', packaged, '--namespace', 'airlock', '--kube-version', '1.33.0']);
+    const names = (objects: KubeObject[]) => objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+    expect(fromPackage.status).toBe(0);
+    expect(names(parseManifests(fromPackage.stdout))).toEqual(names(renderChart()));
+  });
+
+  it('lists every image the chart can deploy, without the registry, so that they can be mirrored', () => {
+    const listed = readFileSync(join(out, 'images.txt'), 'utf8')
+      .split('\n')
+      .filter((line) => line && !line.startsWith('#'))
+      .map((line) => line.split('\t')[0]);
+    const rendered = [...renderChart(), ...renderChart({ valuesFile: 'presets/cpu-evaluation.yaml' })]
+      .flatMap((o) => JSON.stringify(o).match(/"image":"[^"]+"/g) ?? [])
+      .map((match) => match.slice('"image":"registry.local/'.length, -1));
+    expect(new Set(listed)).toEqual(new Set(rendered));
+    expect(listed).toEqual(
+      expect.arrayContaining(['airlock/gateway:0.1.0', 'airlock/auth-audit:0.1.0', 'airlock/worker:0.1.0', 'airlock/worker-cuda:0.1.0']),
+    );
+  });
+
+  it('writes a CycloneDX SBOM per service with its runtime dependencies and no dev tooling', () => {
+    const services = readdirSync(join(repoRoot, 'apps')).filter((name) => existsSync(join(repoRoot, 'apps', name, 'package.json')));
+    expect(services).toEqual(expect.arrayContaining(['gateway', 'worker']));
+    for (const service of services) {
+      const sbom = JSON.parse(readFileSync(join(out, 'sbom', `${service}.cdx.json`), 'utf8')) as CycloneDx;
+      expect(sbom.bomFormat).toBe('CycloneDX');
+      const names = new Set(sbom.components.map((c) => (c.group ? `${c.group}/${c.name}` : c.name)));
+      expect(names.has('@grpc/grpc-js')).toBe(true);
+      expect(names.has('jest')).toBe(false);
+      expect(names.has('@aws-cdk/lambda-layer-kubectl-v33')).toBe(false);
+      expect(sbom.components.every((c) => c.version && c.purl?.startsWith('pkg:npm/'))).toBe(true);
+    }
+  });
+});
