@@ -1,0 +1,125 @@
+import type { Logger } from '@airlock/telemetry';
+import type { AuthAuditDb } from '../database/database.js';
+import { asServiceError, AuthAuditError, DatabaseUnavailableError } from '../errors.js';
+import type { AuthAuditMetrics } from '../metrics/auth-audit-metrics.js';
+import {
+  runBatch,
+  type AuthorizeDecision,
+  type AuthorizeOp,
+  type BatchOp,
+  type BatchResult,
+  type CompleteOp,
+  type CompleteResult,
+} from '../authorization/batch-decisions.js';
+import type { ContentSealer } from './content-sealer.js';
+
+interface Pending {
+  op: BatchOp;
+  resolve: (result: BatchResult) => void;
+  reject: (error: unknown) => void;
+}
+
+export interface AuditAppenderOptions {
+  maxBatchSize: number;
+  /** Told the chain head after every committed batch (drives "every N records" checkpoints). */
+  onCommitted?: (headSequence: number) => void;
+}
+
+/**
+ * Group commit for Authorize and Complete. Operations that arrive while a batch is committing wait and go
+ * together in the next one: one transaction, one chain-head lock, one multi-row insert. A caller's promise
+ * settles only after its batch has committed; if the transaction fails, every caller in it gets the error
+ * and nothing of the batch is written.
+ */
+export class AuditAppender {
+  private queue: Pending[] = [];
+  private flushing: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly db: AuthAuditDb,
+    private readonly sealer: ContentSealer,
+    private readonly metrics: AuthAuditMetrics,
+    private readonly logger: Logger,
+    private readonly options: AuditAppenderOptions,
+  ) {}
+
+  authorize(op: AuthorizeOp): Promise<AuthorizeDecision> {
+    return this.submit(op) as Promise<AuthorizeDecision>;
+  }
+
+  complete(op: CompleteOp): Promise<CompleteResult> {
+    return this.submit(op) as Promise<CompleteResult>;
+  }
+
+  /** Stops taking work and waits for the batch in flight. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.flushing;
+  }
+
+  private submit(op: BatchOp): Promise<BatchResult> {
+    if (this.closed) return Promise.reject(new DatabaseUnavailableError());
+    return new Promise<BatchResult>((resolve, reject) => {
+      this.queue.push({ op, resolve, reject });
+      this.flushing ??= this.drain();
+    }).then((result) => {
+      if (result instanceof AuthAuditError) throw result;
+      return result;
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.options.maxBatchSize);
+        await this.commit(batch);
+      }
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async commit(batch: Pending[]): Promise<void> {
+    const stopTimer = this.metrics.appendSeconds.startTimer();
+    try {
+      const now = new Date();
+      const results = await this.db.transaction().execute((trx) =>
+        runBatch(
+          trx,
+          batch.map((pending) => pending.op),
+          this.sealer,
+          now,
+        ),
+      );
+      stopTimer();
+      this.metrics.batchSize.observe(batch.length);
+      let head = 0;
+      results.forEach((result, index) => {
+        if (!(result instanceof AuthAuditError)) {
+          head = Math.max(head, result.sequence);
+          this.metrics.records.inc({ kind: batch[index].op.type === 'authorize' ? 'request' : 'completion' });
+        }
+        batch[index].resolve(result);
+      });
+      if (head > 0) {
+        this.metrics.chainHead.set(head);
+        this.options.onCommitted?.(head);
+      }
+    } catch (error) {
+      const failure = asServiceError(error);
+      const reason = failure instanceof DatabaseUnavailableError ? 'database_unavailable' : 'error';
+      this.metrics.batchFailures.inc({ reason });
+      // Class and code only: a driver message could quote parameters.
+      this.logger.error(
+        {
+          batchSize: batch.length,
+          errorClass: (error as Error)?.constructor?.name,
+          code: (error as { code?: string })?.code,
+        },
+        'audit batch rolled back',
+      );
+      for (const pending of batch) pending.reject(failure);
+    }
+  }
+}

@@ -1,0 +1,91 @@
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+
+/** A checkpoint: the chain head at `sequence` (its record's hash), signed at `time`. */
+export interface CheckpointFields {
+  sequence: number;
+  recordHash: string;
+  time: Date;
+}
+
+/** The exact text a checkpoint signature covers (docs/audit-log.md). */
+export function checkpointText(checkpoint: CheckpointFields): string {
+  return [
+    'airlock.audit.v1.checkpoint',
+    String(checkpoint.sequence),
+    checkpoint.recordHash,
+    checkpoint.time.toISOString(),
+  ].join('\n');
+}
+
+/** Key id: the first 16 hex digits of SHA-256 of the public key's DER (SPKI) encoding. */
+export function signingKeyId(publicKey: KeyObject): string {
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/** Ed25519 signing of checkpoints with the key from a Secret (a PEM file). */
+export class CheckpointSigner {
+  readonly keyId: string;
+  readonly publicKeyPem: string;
+
+  private constructor(private readonly privateKey: KeyObject) {
+    const publicKey = createPublicKey(privateKey);
+    this.keyId = signingKeyId(publicKey);
+    this.publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  }
+
+  static fromPem(pem: string): CheckpointSigner {
+    const key = createPrivateKey(pem);
+    if (key.asymmetricKeyType !== 'ed25519')
+      throw new Error('the audit signing key must be an Ed25519 private key');
+    return new CheckpointSigner(key);
+  }
+
+  /** Reads the PEM; with `generateIfMissing`, creates one (mode 0600) when the file does not exist yet. */
+  static async fromFile(
+    path: string,
+    generateIfMissing: boolean,
+  ): Promise<{ signer: CheckpointSigner; generated: boolean }> {
+    try {
+      return { signer: CheckpointSigner.fromPem(await readFile(path, 'utf8')), generated: false };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || !generateIfMissing) throw error;
+    }
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    await writeFile(path, pem, { mode: 0o600, flag: 'wx' });
+    return { signer: CheckpointSigner.fromPem(pem), generated: true };
+  }
+
+  sign(checkpoint: CheckpointFields): string {
+    return sign(null, Buffer.from(checkpointText(checkpoint), 'utf8'), this.privateKey).toString('base64');
+  }
+}
+
+export function verifyCheckpointSignature(
+  checkpoint: CheckpointFields,
+  signature: string,
+  publicKeyPem: string,
+): boolean {
+  try {
+    return verify(
+      null,
+      Buffer.from(checkpointText(checkpoint), 'utf8'),
+      createPublicKey(publicKeyPem),
+      Buffer.from(signature, 'base64'),
+    );
+  } catch {
+    return false;
+  }
+}

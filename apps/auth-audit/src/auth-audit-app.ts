@@ -1,0 +1,245 @@
+import 'reflect-metadata';
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { NestFactory } from '@nestjs/core';
+import type { INestMicroservice } from '@nestjs/common';
+import { HealthImplementation } from 'grpc-health-check';
+import { AUDIT_PACKAGE, AUDIT_SERVICE } from '@airlock/contracts';
+import { createLogger, OpsServer, type Logger } from '@airlock/telemetry';
+import type { AuthAuditSettings } from './config/auth-audit-settings.js';
+import { openDatabase, pgliteDirectory, type DatabaseHandle } from './database/database.js';
+import { migrate } from './database/migrations.js';
+import { AuthAuditMetrics } from './metrics/auth-audit-metrics.js';
+import { CheckpointSigner } from './audit/checkpoint-signer.js';
+import { ContentSealer } from './audit/content-sealer.js';
+import { OidcVerifier } from './auth/oidc-verifier.js';
+import { Checkpointer, type CheckpointRow } from './audit/checkpointer.js';
+import { AuditAppender } from './audit/audit-appender.js';
+import { AdminJournal } from './audit/admin-journal.js';
+import { ChainVerifier, type VerifyReport } from './audit/chain-verifier.js';
+import { pruneAuditRecords, type PruneResult } from './audit/retention.js';
+import { Authenticator } from './auth/authenticator.js';
+import { AdminGate } from './services/admin-gate.js';
+import { AuthorizationService } from './services/authorization.service.js';
+import { AdminService } from './services/admin.service.js';
+import { AuditLogService } from './services/audit-log.service.js';
+import { bootstrapAdminKey } from './keys/bootstrap-admin-key.js';
+import { AuthAuditModule } from './grpc/auth-audit.module.js';
+import { auditGrpcOptions } from './grpc/grpc-options.js';
+import { GrpcErrorFilter } from './grpc/grpc-error.filter.js';
+import { NestPinoLogger } from './grpc/nest-logger.js';
+import { DatabaseUnavailableError } from './errors.js';
+
+export interface AuthAuditApp {
+  /** host:port of the gRPC service. */
+  grpcAddress: string;
+  grpcPort: number;
+  opsPort: number;
+  /** The bootstrap admin key, when this process knows it (AIRLOCK_ADMIN_KEY or the embedded default). */
+  adminKey?: string;
+  database: DatabaseHandle;
+  metrics: AuthAuditMetrics;
+  /** Signs the chain head now (normally every N records or T seconds). */
+  checkpointNow(): Promise<CheckpointRow | undefined>;
+  /** Prunes records older than the cutoff down to a signed checkpoint (normally hourly with retention set). */
+  pruneOlderThan(cutoff: Date): Promise<PruneResult | undefined>;
+  verifyChain(options?: { fromLastCheckpoint?: boolean }): Promise<VerifyReport>;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Defaults to a pino logger on stdout at settings.logLevel. */
+  logger?: Logger;
+  /** Where a generated bootstrap key is announced (default: stdout). */
+  announce?: (line: string) => void;
+}
+
+const MAX_BATCH = 512;
+const DATABASE_PING_MS = 5_000;
+const RETENTION_EVERY_MS = 60 * 60 * 1000;
+
+/** Boots the whole service: database and migrations, keys, gRPC (+ grpc.health.v1) and the ops port. */
+export async function startAuthAuditApp(
+  settings: AuthAuditSettings,
+  options: StartOptions = {},
+): Promise<AuthAuditApp> {
+  const logger = options.logger ?? createLogger({ service: 'auth-audit', level: settings.logLevel });
+  await mkdir(settings.dataDir, { recursive: true });
+  let databaseHealthy = true;
+  const database = await openDatabase({
+    url: settings.databaseUrl,
+    pgliteDir: pgliteDirectory(settings.dataDir),
+    poolSize: settings.databasePoolSize,
+    onPoolError: (error) => {
+      databaseHealthy = false;
+      logger.warn({ code: (error as { code?: string }).code }, 'database connection lost');
+    },
+  });
+  const cleanups: (() => Promise<void>)[] = [() => database.close()];
+  const closeAll = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  };
+  try {
+    const applied = await migrate(database.db);
+    logger.info({ driver: database.driver, location: database.location, applied }, 'database ready');
+
+    const signingKeyFile = settings.signingKeyFile ?? join(settings.dataDir, 'audit-signing-key.pem');
+    const { signer, generated } = await CheckpointSigner.fromFile(signingKeyFile, !settings.signingKeyFile);
+    if (generated)
+      logger.warn({ file: signingKeyFile, keyId: signer.keyId }, 'generated an audit signing key');
+    const sealer = await ContentSealer.fromFile(settings.contentKeysFile);
+    const oidc = settings.oidc ? await OidcVerifier.create(settings.oidc) : undefined;
+    const metrics = new AuthAuditMetrics();
+
+    const checkpointer = new Checkpointer(database.db, signer, metrics, logger, {
+      everyRecords: settings.checkpointEveryRecords,
+      intervalSeconds: settings.checkpointIntervalSeconds,
+    });
+    await checkpointer.start();
+    const onCommitted = (head: number) => {
+      databaseHealthy = true;
+      checkpointer.noteHead(head);
+    };
+    const appender = new AuditAppender(database.db, sealer, metrics, logger, {
+      maxBatchSize: MAX_BATCH,
+      onCommitted,
+    });
+    cleanups.push(async () => {
+      await appender.close();
+      await checkpointer.stop();
+      await checkpointer.checkpointNow().catch(() => undefined);
+    });
+    const journal = new AdminJournal(database.db, metrics, onCommitted);
+    const verifier = new ChainVerifier(database.db, new Map([[signer.keyId, signer.publicKeyPem]]));
+    const authenticator = new Authenticator(database.db, oidc, metrics);
+    const gate = new AdminGate(authenticator, journal);
+
+    const adminKey = await bootstrapAdminKey(database.db, journal, logger, {
+      adminKey: settings.adminKey,
+      embedded: !settings.databaseUrl,
+      dataDir: settings.dataDir,
+      announce: options.announce ?? ((line) => process.stdout.write(`${line}\n`)),
+    });
+
+    const health = new HealthImplementation({
+      '': 'NOT_SERVING',
+      [`${AUDIT_PACKAGE}.${AUDIT_SERVICE}`]: 'NOT_SERVING',
+    });
+    const setServing = (serving: boolean) => {
+      const state = serving ? 'SERVING' : 'NOT_SERVING';
+      health.setStatus('', state);
+      health.setStatus(`${AUDIT_PACKAGE}.${AUDIT_SERVICE}`, state);
+    };
+    const { app: microservice, port: grpcPort } = await listenGrpc(settings, health, logger, {
+      authorization: new AuthorizationService(authenticator, appender, metrics),
+      admin: new AdminService(database.db, gate, journal, sealer),
+      auditLog: new AuditLogService(database.db, gate, journal, verifier, metrics),
+    });
+    cleanups.push(() => microservice.close());
+
+    let closing = false;
+    const ops = new OpsServer({
+      host: settings.grpcHost,
+      port: settings.opsPort,
+      registry: metrics.registry,
+      isReady: () => !closing && databaseHealthy,
+    });
+    const opsPort = await ops.listen();
+    cleanups.push(() => ops.close());
+
+    // Readiness follows the database: a failed ping (or a batch that lost its connection) marks it down.
+    const pinger = setInterval(() => {
+      database.ping().then(
+        () => {
+          databaseHealthy = true;
+          setServing(!closing);
+        },
+        () => {
+          databaseHealthy = false;
+          setServing(false);
+        },
+      );
+    }, DATABASE_PING_MS);
+    pinger.unref();
+    cleanups.push(() => Promise.resolve(clearInterval(pinger)));
+
+    const pruneOlderThan = (cutoff: Date) => pruneAuditRecords(database.db, journal, cutoff);
+    if (settings.retentionDays > 0) {
+      const prune = () => {
+        const cutoff = new Date(Date.now() - settings.retentionDays * 86_400_000);
+        pruneOlderThan(cutoff).then(
+          (result) => result && metrics.prunedRecords.inc(result.removed),
+          (error: unknown) =>
+            logger.warn(
+              { errorClass: (error as Error)?.constructor?.name },
+              'retention pruning failed; will retry',
+            ),
+        );
+      };
+      const retention = setInterval(prune, RETENTION_EVERY_MS);
+      retention.unref();
+      cleanups.push(() => Promise.resolve(clearInterval(retention)));
+    }
+
+    setServing(true);
+    const grpcAddress = `${settings.grpcHost}:${grpcPort}`;
+    logger.info(
+      { grpcAddress, opsPort, oidc: Boolean(oidc), signingKeyId: signer.keyId },
+      'auth-audit listening',
+    );
+    return {
+      grpcAddress,
+      grpcPort,
+      opsPort,
+      adminKey,
+      database,
+      metrics,
+      checkpointNow: () => checkpointer.checkpointNow(),
+      pruneOlderThan,
+      verifyChain: (verifyOptions) =>
+        verifier.verify({ fromLastCheckpoint: verifyOptions?.fromLastCheckpoint ?? false }),
+      close: async () => {
+        if (closing) return;
+        closing = true;
+        setServing(false);
+        await closeAll();
+        logger.info('auth-audit stopped');
+      },
+    };
+  } catch (error) {
+    await closeAll();
+    throw error instanceof DatabaseUnavailableError
+      ? new Error('audit database unavailable at start-up')
+      : error;
+  }
+}
+
+async function listenGrpc(
+  settings: AuthAuditSettings,
+  health: HealthImplementation,
+  logger: Logger,
+  services: Parameters<typeof AuthAuditModule.register>[0],
+): Promise<{ app: INestMicroservice; port: number }> {
+  // Port 0 (tests): Nest's gRPC server does not report the port it bound, so find a free one first.
+  const port = settings.grpcPort === 0 ? await freePort(settings.grpcHost) : settings.grpcPort;
+  const app = await NestFactory.createMicroservice(AuthAuditModule.register(services), {
+    ...auditGrpcOptions(`${settings.grpcHost}:${port}`, health),
+    logger: new NestPinoLogger(logger),
+  });
+  app.useGlobalFilters(new GrpcErrorFilter(logger));
+  await app.listen();
+  return { app, port };
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,103 @@
+import { parseApiKey, apiKeyHashMatches, type ParsedApiKey } from '../keys/api-key-format.js';
+import type { ApiKeyRecord } from '../keys/api-key.repository.js';
+import type { Tenant } from '../tenants/tenant.repository.js';
+import type { TokenIdentity } from './oidc-verifier.js';
+import type { Denial, Principal } from './principal.js';
+import { NO_LIMITS } from './principal.js';
+
+export const MAX_CREDENTIAL_LENGTH = 8192;
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+export type CredentialShape =
+  | { type: 'missing' }
+  | { type: 'malformed' }
+  | { type: 'api_key'; key: ParsedApiKey }
+  | { type: 'jwt'; token: string };
+
+/** Tells an Airlock API key from a JWT by shape alone; nothing is looked up yet. */
+export function classifyCredential(raw: string | undefined): CredentialShape {
+  let text = (raw ?? '').trim();
+  if (/^bearer\s+/i.test(text)) text = text.replace(/^bearer\s+/i, '');
+  if (text === '') return { type: 'missing' };
+  if (text.length > MAX_CREDENTIAL_LENGTH) return { type: 'malformed' };
+  if (text.startsWith('alk_')) {
+    const key = parseApiKey(text);
+    return key ? { type: 'api_key', key } : { type: 'malformed' };
+  }
+  return JWT_SHAPE.test(text) ? { type: 'jwt', token: text } : { type: 'malformed' };
+}
+
+export const MALFORMED_DENIAL: Record<'missing' | 'malformed', Denial> = {
+  missing: {
+    code: 'missing_credential',
+    message: 'no credential: send "Authorization: Bearer <key or token>"',
+  },
+  malformed: { code: 'malformed_credential', message: 'credential is neither an Airlock API key nor a JWT' },
+};
+
+export type PrincipalVerdict =
+  { ok: true; principal: Principal; tenant?: Tenant } | { ok: false; denial: Denial };
+
+/** Decides an API key from its stored row; a revoked or expired key fails on the very next request. */
+export function principalFromKey(
+  presented: ParsedApiKey,
+  stored: ApiKeyRecord | undefined,
+  tenant: Tenant | undefined,
+  now: Date,
+): PrincipalVerdict {
+  // One message for "no such id" and "wrong secret": the answer must not reveal which key ids exist.
+  if (!stored || !apiKeyHashMatches(stored.secretHash, presented.hash)) {
+    return { ok: false, denial: { code: 'unknown_key', message: 'unknown API key' } };
+  }
+  if (stored.revokedAt && stored.revokedAt <= now) {
+    return { ok: false, denial: { code: 'key_revoked', message: 'API key revoked' } };
+  }
+  if (stored.expiresAt && stored.expiresAt <= now) {
+    return { ok: false, denial: { code: 'key_expired', message: 'API key expired' } };
+  }
+  if (!tenant || tenant.disabled) {
+    return {
+      ok: false,
+      denial: { code: 'unknown_tenant', message: `tenant "${stored.tenant}" unknown or disabled` },
+    };
+  }
+  return {
+    ok: true,
+    tenant,
+    principal: {
+      id: `key:${stored.id}`,
+      kind: 'api_key',
+      name: stored.name,
+      tenant: stored.tenant,
+      role: stored.role,
+      global: stored.role === 'admin' || stored.global,
+      allowedModels: stored.allowedModels,
+      limits: stored.limits,
+      keyId: stored.id,
+    },
+  };
+}
+
+/** Decides a verified token: its tenant claim must name an enabled tenant (global roles may have none). */
+export function principalFromToken(identity: TokenIdentity, tenant: Tenant | undefined): PrincipalVerdict {
+  if (identity.tenant !== '' && (!tenant || tenant.disabled)) {
+    return {
+      ok: false,
+      denial: { code: 'unknown_tenant', message: `tenant "${identity.tenant}" unknown or disabled` },
+    };
+  }
+  return {
+    ok: true,
+    tenant,
+    principal: {
+      id: `oidc:${identity.subject}`,
+      kind: 'oidc_token',
+      name: identity.name,
+      tenant: identity.tenant,
+      role: identity.role,
+      global: identity.global,
+      allowedModels: [],
+      limits: NO_LIMITS,
+    },
+  };
+}

@@ -1,0 +1,137 @@
+import { readFile } from 'node:fs/promises';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors,
+  jwtVerify,
+  type JSONWebKeySet,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
+import type { OidcRoleName, OidcSettings } from '../config/auth-audit-settings.js';
+import type { Denial, RoleName } from './principal.js';
+
+/** What a verified token says about its bearer, before the tenant is checked against the database. */
+export interface TokenIdentity {
+  subject: string;
+  name: string;
+  role: RoleName;
+  global: boolean;
+  /** Empty for admins and global auditors without a tenant claim. */
+  tenant: string;
+}
+
+export type TokenVerdict = { ok: true; identity: TokenIdentity } | { ok: false; denial: Denial };
+
+// When a token maps to several roles, the broadest wins.
+const ROLE_PRECEDENCE: readonly OidcRoleName[] = ['admin', 'global-auditor', 'auditor', 'user'];
+const MAX_SUBJECT_LENGTH = 256;
+
+/**
+ * Verifies OIDC/JWT bearer tokens from the organisation's identity provider against its JWKS (a file, or a
+ * URL inside the network). Only asymmetric algorithms are accepted, so `alg: none` and HMAC tokens (including
+ * ones "signed" with the provider's public key) fail before any signature check.
+ */
+export class OidcVerifier {
+  private constructor(
+    private readonly settings: OidcSettings,
+    private readonly keySet: JWTVerifyGetKey,
+  ) {}
+
+  static async create(settings: OidcSettings): Promise<OidcVerifier> {
+    if (settings.jwksFile) {
+      const jwks = JSON.parse(await readFile(settings.jwksFile, 'utf8')) as JSONWebKeySet;
+      if (!Array.isArray(jwks.keys)) throw new Error('AIRLOCK_OIDC_JWKS_FILE: not a JWKS (no "keys" array)');
+      return new OidcVerifier(settings, createLocalJWKSet(jwks));
+    }
+    return new OidcVerifier(
+      settings,
+      createRemoteJWKSet(new URL(settings.jwksUrl!), { timeoutDuration: 5_000, cooldownDuration: 30_000 }),
+    );
+  }
+
+  async verify(token: string): Promise<TokenVerdict> {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.keySet, {
+        issuer: this.settings.issuer,
+        audience: this.settings.audience,
+        algorithms: this.settings.algorithms,
+        clockTolerance: this.settings.clockSkewSeconds,
+        requiredClaims: ['exp', 'sub'],
+      }));
+    } catch (error) {
+      return { ok: false, denial: describeRejection(error) };
+    }
+    const subject = payload.sub ?? '';
+    if (subject.length === 0 || subject.length > MAX_SUBJECT_LENGTH) {
+      return invalid('token subject is empty or too long');
+    }
+    const roleValues = claimValues(payload, this.settings.roleClaim);
+    const mapped = ROLE_PRECEDENCE.find((role) =>
+      roleValues.some((value) => this.settings.roleMap[value] === role),
+    );
+    if (!mapped) {
+      return {
+        ok: false,
+        denial: { code: 'role_forbidden', message: 'token carries no Airlock role' },
+      };
+    }
+    const tenantValue = claimValues(payload, this.settings.tenantClaim)[0] ?? '';
+    const global = mapped === 'admin' || mapped === 'global-auditor';
+    if (!global && tenantValue === '') {
+      return invalid(`token has no "${this.settings.tenantClaim}" claim`);
+    }
+    const preferred = payload.preferred_username;
+    return {
+      ok: true,
+      identity: {
+        subject,
+        name: typeof preferred === 'string' && preferred.length <= MAX_SUBJECT_LENGTH ? preferred : subject,
+        role: mapped === 'global-auditor' ? 'auditor' : mapped,
+        global,
+        tenant: tenantValue,
+      },
+    };
+  }
+}
+
+function invalid(message: string): TokenVerdict {
+  return { ok: false, denial: { code: 'token_invalid', message } };
+}
+
+/** A claim by dotted path (e.g. Keycloak's "realm_access.roles"), as a list of strings. */
+function claimValues(payload: JWTPayload, path: string): string[] {
+  let value: unknown = payload;
+  for (const part of path.split('.')) {
+    value = value && typeof value === 'object' ? (value as Record<string, unknown>)[part] : undefined;
+  }
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value.filter((item): item is string => typeof item === 'string');
+  return [];
+}
+
+/** Maps jose's errors to a denial whose message names the check, never the token's content. */
+function describeRejection(error: unknown): Denial {
+  if (error instanceof errors.JWTExpired) return { code: 'token_expired', message: 'token expired' };
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    const message =
+      error.claim === 'nbf' || error.claim === 'iat'
+        ? 'token not yet valid'
+        : `token "${error.claim}" claim rejected (${error.reason})`;
+    return { code: 'token_invalid', message };
+  }
+  if (error instanceof errors.JOSEAlgNotAllowed) {
+    return { code: 'token_invalid', message: 'token signing algorithm not allowed' };
+  }
+  if (error instanceof errors.JWSSignatureVerificationFailed) {
+    return { code: 'token_invalid', message: 'token signature invalid' };
+  }
+  if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) {
+    return { code: 'token_invalid', message: 'token signed by an unknown key' };
+  }
+  if (error instanceof errors.JOSEError) {
+    return { code: 'token_invalid', message: `token rejected (${error.code})` };
+  }
+  return { code: 'token_invalid', message: 'token rejected' };
+}

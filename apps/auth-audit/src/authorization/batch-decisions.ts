@@ -1,0 +1,360 @@
+import type { Kysely } from 'kysely';
+import type { AuthAuditDatabase } from '../database/database-schema.js';
+import { roleMayPerform } from '../auth/permissions.js';
+import type { TokenIdentity } from '../auth/oidc-verifier.js';
+import type { Denial, Principal } from '../auth/principal.js';
+import { principalFromKey, principalFromToken, type PrincipalVerdict } from '../auth/credentials.js';
+import type { ParsedApiKey } from '../keys/api-key-format.js';
+import { apiKeyRepository, type ApiKeyRecord } from '../keys/api-key.repository.js';
+import { tenantRepository, type Tenant } from '../tenants/tenant.repository.js';
+import { QuotaLedger, type QuotaSubject, type RateLimitView } from '../quota/quota-ledger.js';
+import { contentAssociatedData, type ContentSealer } from '../audit/content-sealer.js';
+import { emptyDraft, type AuditRecordDraft } from '../audit/audit-record.js';
+import { appendToChain } from '../audit/audit-chain.js';
+import { AuthAuditError, notFound } from '../errors.js';
+import type { AuthorizeAction } from './actions.js';
+
+/** The credential as far as it could be decided before the batch: shape checked, tokens verified. */
+export type PresentedCredential =
+  | { type: 'denied'; denial: Denial }
+  | { type: 'api_key'; key: ParsedApiKey }
+  | { type: 'token'; identity: TokenIdentity };
+
+export interface AuthorizeOp {
+  type: 'authorize';
+  credential: PresentedCredential;
+  action: AuthorizeAction;
+  model: string;
+  requestId: string;
+  clientAddress: string;
+  userAgent: string;
+  requestBody?: Uint8Array;
+}
+
+export interface CompleteOp {
+  type: 'complete';
+  requestId: string;
+  outcome: 'succeeded' | 'failed' | 'cancelled';
+  statusCode: number;
+  errorClass: string;
+  promptTokens: number;
+  completionTokens: number;
+  cachedTokens: number;
+  latencyUs: number;
+  ttftUs: number;
+  worker: string;
+  responseBody?: Uint8Array;
+}
+
+export type BatchOp = AuthorizeOp | CompleteOp;
+
+export interface AuthorizeDecision {
+  allowed: boolean;
+  denial?: Denial;
+  principal?: Principal;
+  rateLimit?: RateLimitView;
+  allowedModels: string[];
+  allModels: boolean;
+  sequence: number;
+}
+
+export interface CompleteResult {
+  sequence: number;
+}
+
+export type BatchResult = AuthorizeDecision | CompleteResult | AuthAuditError;
+
+type Db = Kysely<AuthAuditDatabase>;
+
+interface RequestOrigin {
+  principalId: string;
+  principalKind: string;
+  tenant: string;
+  role: string;
+  action: string;
+  model: string;
+}
+
+/**
+ * One group-commit batch, inside one transaction: look up keys, tenants and the requests being completed;
+ * decide each Authorize in arrival order (authentication, role, model allowlist, quotas); charge completed
+ * tokens; append every record to the chain. Returns a result per op, in order.
+ */
+export async function runBatch(
+  trx: Db,
+  ops: BatchOp[],
+  sealer: ContentSealer,
+  now: Date,
+): Promise<BatchResult[]> {
+  const authorizeOps = ops.filter((op): op is AuthorizeOp => op.type === 'authorize');
+  const completeOps = ops.filter((op): op is CompleteOp => op.type === 'complete');
+
+  const keyIds = authorizeOps.flatMap((op) =>
+    op.credential.type === 'api_key' ? [op.credential.key.id] : [],
+  );
+  const keys = await apiKeyRepository.findByIds(trx, [...new Set(keyIds)]);
+  const origins = await findRequestOrigins(trx, completeOps);
+
+  const tenantIds = new Set<string>();
+  for (const op of authorizeOps) {
+    if (op.credential.type === 'api_key') {
+      const key = keys.get(op.credential.key.id);
+      if (key) tenantIds.add(key.tenant);
+    } else if (op.credential.type === 'token' && op.credential.identity.tenant) {
+      tenantIds.add(op.credential.identity.tenant);
+    }
+  }
+  for (const origin of origins.values()) if (origin.tenant) tenantIds.add(origin.tenant);
+  const tenants = await tenantRepository.findByIds(trx, [...tenantIds]);
+
+  // Authentication, role and model checks need no locks.
+  const verdicts = authorizeOps.map((op) => authenticate(op, keys, tenants, now));
+  const prechecked = authorizeOps.map((op, index) => precheck(op, verdicts[index]));
+
+  const quotaSubjects = new Set<string>();
+  authorizeOps.forEach((op, index) => {
+    const verdict = verdicts[index];
+    if (op.action.quota && !prechecked[index] && verdict.ok) {
+      for (const subject of subjectsOf(verdict.principal, verdict.tenant)) quotaSubjects.add(subject.subject);
+    }
+  });
+  for (const op of completeOps) {
+    const origin = origins.get(op.requestId);
+    if (origin) for (const subject of originSubjects(origin)) quotaSubjects.add(subject);
+  }
+  const ledger = await QuotaLedger.lock(trx, quotaSubjects, now);
+
+  const results: BatchResult[] = [];
+  const drafts: AuditRecordDraft[] = [];
+  const resultIndexOfDraft: number[] = [];
+  let authorizeIndex = 0;
+  for (const op of ops) {
+    if (op.type === 'authorize') {
+      const index = authorizeIndex++;
+      const verdict = verdicts[index];
+      const decision = decide(op, verdict, prechecked[index], ledger);
+      const tenant = verdict.ok ? verdict.tenant : undefined;
+      drafts.push(authorizeDraft(op, decision, tenant, sealer));
+      resultIndexOfDraft.push(results.length);
+      results.push(decision);
+    } else {
+      const origin = origins.get(op.requestId);
+      if (!origin) {
+        results.push(notFound(`no authorised request with id "${op.requestId}"`));
+        continue;
+      }
+      ledger.charge(originSubjects(origin), op.promptTokens + op.completionTokens);
+      drafts.push(completeDraft(op, origin, tenants.get(origin.tenant), sealer));
+      resultIndexOfDraft.push(results.length);
+      results.push({ sequence: 0 });
+    }
+  }
+  await ledger.save(trx);
+  const rows = await appendToChain(trx, drafts, now);
+  rows.forEach((row, draftIndex) => {
+    (results[resultIndexOfDraft[draftIndex]] as AuthorizeDecision | CompleteResult).sequence = row.sequence;
+  });
+  return results;
+}
+
+function authenticate(
+  op: AuthorizeOp,
+  keys: Map<string, ApiKeyRecord>,
+  tenants: Map<string, Tenant>,
+  now: Date,
+): PrincipalVerdict {
+  const credential = op.credential;
+  if (credential.type === 'denied') return { ok: false, denial: credential.denial };
+  if (credential.type === 'api_key') {
+    const key = keys.get(credential.key.id);
+    return principalFromKey(credential.key, key, key ? tenants.get(key.tenant) : undefined, now);
+  }
+  return principalFromToken(credential.identity, tenants.get(credential.identity.tenant));
+}
+
+/** Role and model checks; a denial here needs no quota counters. */
+function precheck(op: AuthorizeOp, verdict: PrincipalVerdict): Denial | undefined {
+  if (!verdict.ok) return verdict.denial;
+  const { principal, tenant } = verdict;
+  if (!roleMayPerform(principal.role, op.action.operation)) {
+    return { code: 'role_forbidden', message: `role "${principal.role}" may not perform ${op.action.name}` };
+  }
+  if (op.action.needsModel && !modelAllowed(op.model, principal, tenant)) {
+    return { code: 'model_forbidden', message: `model "${op.model}" is not allowed for this credential` };
+  }
+  return undefined;
+}
+
+function decide(
+  op: AuthorizeOp,
+  verdict: PrincipalVerdict,
+  denial: Denial | undefined,
+  ledger: QuotaLedger,
+): AuthorizeDecision {
+  const principal = verdict.ok ? verdict.principal : undefined;
+  const tenant = verdict.ok ? verdict.tenant : undefined;
+  const models = principal ? allowedModels(principal, tenant) : { allowedModels: [], allModels: false };
+  if (denial) return { allowed: false, denial, principal, sequence: 0, allowedModels: [], allModels: false };
+  if (!op.action.quota) return { allowed: true, principal, sequence: 0, ...models };
+  const admitted = ledger.admit(subjectsOf(principal!, tenant));
+  if (admitted.denial) {
+    return {
+      allowed: false,
+      denial: admitted.denial,
+      principal,
+      rateLimit: admitted.rateLimit,
+      sequence: 0,
+      ...models,
+    };
+  }
+  return { allowed: true, principal, rateLimit: admitted.rateLimit, sequence: 0, ...models };
+}
+
+function modelAllowed(model: string, principal: Principal, tenant: Tenant | undefined): boolean {
+  const keyAllows = principal.allowedModels.length === 0 || principal.allowedModels.includes(model);
+  const tenantAllows = !tenant || tenant.allowedModels.length === 0 || tenant.allowedModels.includes(model);
+  return keyAllows && tenantAllows;
+}
+
+function allowedModels(
+  principal: Principal,
+  tenant: Tenant | undefined,
+): { allowedModels: string[]; allModels: boolean } {
+  const own = principal.allowedModels;
+  const tenants = tenant?.allowedModels ?? [];
+  if (own.length === 0 && tenants.length === 0) return { allowedModels: [], allModels: true };
+  if (own.length === 0) return { allowedModels: tenants, allModels: false };
+  if (tenants.length === 0) return { allowedModels: own, allModels: false };
+  return { allowedModels: own.filter((model) => tenants.includes(model)), allModels: false };
+}
+
+function subjectsOf(principal: Principal, tenant: Tenant | undefined): QuotaSubject[] {
+  const subjects: QuotaSubject[] = [];
+  if (principal.keyId) subjects.push({ subject: `key:${principal.keyId}`, limits: principal.limits });
+  if (tenant) subjects.push({ subject: `tenant:${tenant.id}`, limits: tenant.limits });
+  return subjects;
+}
+
+function originSubjects(origin: RequestOrigin): string[] {
+  const subjects: string[] = [];
+  if (origin.principalId.startsWith('key:')) subjects.push(origin.principalId);
+  if (origin.tenant) subjects.push(`tenant:${origin.tenant}`);
+  return subjects;
+}
+
+/** The allowed request record each Complete refers to (the latest, should an id repeat). */
+async function findRequestOrigins(trx: Db, ops: CompleteOp[]): Promise<Map<string, RequestOrigin>> {
+  const origins = new Map<string, RequestOrigin>();
+  if (ops.length === 0) return origins;
+  const rows = await trx
+    .selectFrom('audit_records')
+    .select(['request_id', 'principal_id', 'principal_kind', 'tenant', 'role', 'action', 'model', 'sequence'])
+    .where('kind', '=', 'request')
+    .where('outcome', '=', 'allowed')
+    .where('request_id', 'in', [...new Set(ops.map((op) => op.requestId))])
+    .orderBy('sequence', 'desc')
+    .execute();
+  for (const row of rows) {
+    if (origins.has(row.request_id)) continue;
+    origins.set(row.request_id, {
+      principalId: row.principal_id,
+      principalKind: row.principal_kind,
+      tenant: row.tenant,
+      role: row.role,
+      action: row.action,
+      model: row.model,
+    });
+  }
+  return origins;
+}
+
+function authorizeDraft(
+  op: AuthorizeOp,
+  decision: AuthorizeDecision,
+  tenant: Tenant | undefined,
+  sealer: ContentSealer,
+): AuditRecordDraft {
+  const principal = decision.principal;
+  // Without a known tenant (refused credentials) the default capture applies: the digest.
+  const capture = tenant?.contentCapture ?? 'digest';
+  const sealed = sealer.seal(op.requestBody, capture, contentAssociatedData(op.requestId, 'request'));
+  return {
+    ...emptyDraft(),
+    kind: 'request',
+    request_id: op.requestId,
+    principal_id: principal?.id ?? presentedId(op.credential),
+    principal_kind:
+      principal?.kind ??
+      (op.credential.type === 'api_key' ? 'api_key' : op.credential.type === 'token' ? 'oidc_token' : ''),
+    tenant: principal?.tenant ?? '',
+    role: principal?.role ?? '',
+    action: op.action.name,
+    model: op.model,
+    client_address: op.clientAddress,
+    user_agent: op.userAgent,
+    outcome: decision.allowed ? 'allowed' : 'denied',
+    status_code: decision.allowed ? 0 : statusForDenial(decision.denial!),
+    error_class: decision.denial?.code ?? '',
+    content_capture: capture,
+    request_digest: sealed.digest,
+    request_ciphertext: sealed.ciphertext,
+    content_key_id: sealed.keyId,
+  };
+}
+
+/** Who presented a refused credential, as far as is known without trusting it. */
+function presentedId(credential: PresentedCredential): string {
+  if (credential.type === 'api_key') return `key:${credential.key.id}`;
+  if (credential.type === 'token') return `oidc:${credential.identity.subject}`;
+  return '';
+}
+
+function completeDraft(
+  op: CompleteOp,
+  origin: RequestOrigin,
+  tenant: Tenant | undefined,
+  sealer: ContentSealer,
+): AuditRecordDraft {
+  const capture = tenant?.contentCapture ?? 'digest';
+  const sealed = sealer.seal(op.responseBody, capture, contentAssociatedData(op.requestId, 'response'));
+  return {
+    ...emptyDraft(),
+    kind: 'completion',
+    request_id: op.requestId,
+    principal_id: origin.principalId,
+    principal_kind: origin.principalKind,
+    tenant: origin.tenant,
+    role: origin.role,
+    action: origin.action,
+    model: origin.model,
+    worker: op.worker,
+    outcome: op.outcome,
+    status_code: op.statusCode,
+    error_class: op.errorClass,
+    prompt_tokens: op.promptTokens,
+    completion_tokens: op.completionTokens,
+    cached_tokens: op.cachedTokens,
+    latency_us: op.latencyUs,
+    ttft_us: op.ttftUs,
+    content_capture: capture,
+    response_digest: sealed.digest,
+    response_ciphertext: sealed.ciphertext,
+    content_key_id: sealed.keyId,
+  };
+}
+
+/** The HTTP status the gateway answers a refusal with, as recorded in the audit log. */
+export function statusForDenial(denial: Denial): number {
+  switch (denial.code) {
+    case 'role_forbidden':
+    case 'model_forbidden':
+    case 'unknown_tenant':
+      return 403;
+    case 'rate_limited_requests':
+    case 'rate_limited_tokens':
+    case 'budget_exhausted':
+      return 429;
+    default:
+      return 401;
+  }
+}

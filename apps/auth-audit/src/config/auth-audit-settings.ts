@@ -1,0 +1,171 @@
+import { z } from 'zod';
+
+/** Every setting of the service, validated once at boot; a bad value stops the process naming the variable. */
+export interface AuthAuditSettings {
+  dataDir: string;
+  logLevel: string;
+  grpcHost: string;
+  grpcPort: number;
+  opsPort: number;
+  /** Real PostgreSQL; when absent, PGlite under `dataDir`. */
+  databaseUrl?: string;
+  databasePoolSize: number;
+  /** Bootstrap admin key text (a Kubernetes Secret in production). */
+  adminKey?: string;
+  signingKeyFile?: string;
+  contentKeysFile?: string;
+  checkpointEveryRecords: number;
+  checkpointIntervalSeconds: number;
+  retentionDays: number;
+  oidc?: OidcSettings;
+}
+
+export interface OidcSettings {
+  issuer: string;
+  audience: string;
+  jwksFile?: string;
+  jwksUrl?: string;
+  roleClaim: string;
+  tenantClaim: string;
+  clockSkewSeconds: number;
+  algorithms: string[];
+  /** Claim value → Airlock role. */
+  roleMap: Record<string, OidcRoleName>;
+}
+
+export const OIDC_ROLE_NAMES = ['admin', 'auditor', 'global-auditor', 'user'] as const;
+export type OidcRoleName = (typeof OIDC_ROLE_NAMES)[number];
+
+/** Asymmetric algorithms only: HMAC tokens (a shared secret) and `none` are refused. */
+export const DEFAULT_OIDC_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+];
+
+const port = z.coerce.number().int().min(0).max(65_535);
+const positiveInt = z.coerce.number().int().min(1);
+const optionalText = z
+  .string()
+  .trim()
+  .optional()
+  .transform((value) => (value ? value : undefined));
+
+const roleMapSchema = z
+  .string()
+  .trim()
+  .transform((text, ctx) => {
+    const map: Record<string, OidcRoleName> = {};
+    for (const pair of text.split(',').filter((item) => item.trim() !== '')) {
+      const [claimValue, role] = pair.split('=').map((part) => part.trim());
+      if (!claimValue || !(OIDC_ROLE_NAMES as readonly string[]).includes(role ?? '')) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected claimValue=role pairs with role one of ${OIDC_ROLE_NAMES.join(', ')}`,
+        });
+        return z.NEVER;
+      }
+      map[claimValue] = role as OidcRoleName;
+    }
+    return map;
+  });
+
+const environmentSchema = z.object({
+  AIRLOCK_DATA_DIR: z.string().trim().min(1).default('./data'),
+  AIRLOCK_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  AIRLOCK_GRPC_HOST: optionalText,
+  AIRLOCK_HOST: optionalText,
+  AIRLOCK_GRPC_PORT: port.default(50051),
+  AIRLOCK_OPS_PORT: port.default(9401),
+  AIRLOCK_DATABASE_URL: optionalText.pipe(
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')
+      .optional(),
+  ),
+  AIRLOCK_DATABASE_POOL_SIZE: positiveInt.max(100).default(10),
+  AIRLOCK_ADMIN_KEY: optionalText,
+  AIRLOCK_AUDIT_SIGNING_KEY_FILE: optionalText,
+  AIRLOCK_AUDIT_CONTENT_KEYS_FILE: optionalText,
+  AIRLOCK_AUDIT_CHECKPOINT_EVERY_RECORDS: positiveInt.default(1000),
+  AIRLOCK_AUDIT_CHECKPOINT_INTERVAL_SECONDS: positiveInt.default(60),
+  AIRLOCK_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).default(0),
+  AIRLOCK_OIDC_ISSUER: optionalText,
+  AIRLOCK_OIDC_AUDIENCE: optionalText,
+  AIRLOCK_OIDC_JWKS_FILE: optionalText,
+  AIRLOCK_OIDC_JWKS_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  AIRLOCK_OIDC_ROLE_CLAIM: z.string().trim().min(1).default('roles'),
+  AIRLOCK_OIDC_TENANT_CLAIM: z.string().trim().min(1).default('tenant'),
+  AIRLOCK_OIDC_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(600).default(30),
+  AIRLOCK_OIDC_ALGORITHMS: z
+    .string()
+    .trim()
+    .default(DEFAULT_OIDC_ALGORITHMS.join(','))
+    .transform((text) => text.split(',').map((item) => item.trim()))
+    .pipe(z.array(z.enum(DEFAULT_OIDC_ALGORITHMS as [string, ...string[]])).min(1)),
+  AIRLOCK_OIDC_ROLE_MAP: z
+    .string()
+    .default(
+      'airlock-admin=admin,airlock-auditor=auditor,airlock-global-auditor=global-auditor,airlock-user=user',
+    )
+    .pipe(roleMapSchema),
+});
+
+export class SettingsError extends Error {}
+
+/** Reads and validates the AIRLOCK_* variables; throws a SettingsError naming each bad variable. */
+export function loadAuthAuditSettings(env: NodeJS.ProcessEnv = process.env): AuthAuditSettings {
+  const parsed = environmentSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new SettingsError(`invalid settings: ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  const oidcNamed = [e.AIRLOCK_OIDC_ISSUER, e.AIRLOCK_OIDC_JWKS_FILE, e.AIRLOCK_OIDC_JWKS_URL].some(Boolean);
+  let oidc: OidcSettings | undefined;
+  if (oidcNamed) {
+    const missing: string[] = [];
+    if (!e.AIRLOCK_OIDC_ISSUER) missing.push('AIRLOCK_OIDC_ISSUER');
+    if (!e.AIRLOCK_OIDC_AUDIENCE) missing.push('AIRLOCK_OIDC_AUDIENCE');
+    if (!e.AIRLOCK_OIDC_JWKS_FILE === !e.AIRLOCK_OIDC_JWKS_URL) {
+      missing.push('exactly one of AIRLOCK_OIDC_JWKS_FILE / AIRLOCK_OIDC_JWKS_URL');
+    }
+    if (missing.length > 0) {
+      throw new SettingsError(`invalid settings: OIDC is partly configured; set ${missing.join(', ')}`);
+    }
+    oidc = {
+      issuer: e.AIRLOCK_OIDC_ISSUER!,
+      audience: e.AIRLOCK_OIDC_AUDIENCE!,
+      jwksFile: e.AIRLOCK_OIDC_JWKS_FILE,
+      jwksUrl: e.AIRLOCK_OIDC_JWKS_URL,
+      roleClaim: e.AIRLOCK_OIDC_ROLE_CLAIM,
+      tenantClaim: e.AIRLOCK_OIDC_TENANT_CLAIM,
+      clockSkewSeconds: e.AIRLOCK_OIDC_CLOCK_SKEW_SECONDS,
+      algorithms: e.AIRLOCK_OIDC_ALGORITHMS,
+      roleMap: e.AIRLOCK_OIDC_ROLE_MAP,
+    };
+  }
+  return {
+    dataDir: e.AIRLOCK_DATA_DIR,
+    logLevel: e.AIRLOCK_LOG_LEVEL,
+    grpcHost: e.AIRLOCK_GRPC_HOST ?? e.AIRLOCK_HOST ?? '127.0.0.1',
+    grpcPort: e.AIRLOCK_GRPC_PORT,
+    opsPort: e.AIRLOCK_OPS_PORT,
+    databaseUrl: e.AIRLOCK_DATABASE_URL,
+    databasePoolSize: e.AIRLOCK_DATABASE_POOL_SIZE,
+    adminKey: e.AIRLOCK_ADMIN_KEY,
+    signingKeyFile: e.AIRLOCK_AUDIT_SIGNING_KEY_FILE,
+    contentKeysFile: e.AIRLOCK_AUDIT_CONTENT_KEYS_FILE,
+    checkpointEveryRecords: e.AIRLOCK_AUDIT_CHECKPOINT_EVERY_RECORDS,
+    checkpointIntervalSeconds: e.AIRLOCK_AUDIT_CHECKPOINT_INTERVAL_SECONDS,
+    retentionDays: e.AIRLOCK_AUDIT_RETENTION_DAYS,
+    oidc,
+  };
+}

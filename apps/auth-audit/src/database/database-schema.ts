@@ -1,0 +1,120 @@
+import type { ColumnType, Generated } from 'kysely';
+
+// Kysely's view of the one schema both drivers (pg, PGlite) serve. int8 columns arrive as numbers (see
+// database.ts); model allowlists are JSON text so both drivers pass them alike.
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  allowed_models: string;
+  requests_per_minute: number;
+  tokens_per_minute: number;
+  tokens_per_day: number;
+  tokens_per_month: number;
+  content_capture: string;
+  disabled: boolean;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  role: string;
+  /** Hex SHA-256 of the secret part; the key itself is never stored. */
+  secret_hash: string;
+  allowed_models: string;
+  requests_per_minute: number;
+  tokens_per_minute: number;
+  tokens_per_day: number;
+  tokens_per_month: number;
+  global: boolean;
+  expires_at: Timestamp | null;
+  created_by: string;
+  created_at: Timestamp;
+  revoked_at: Timestamp | null;
+}
+
+export interface QuotaCountersTable {
+  /** "key:<id>" or "tenant:<id>". */
+  subject: string;
+  /** "minute" | "day" | "month". */
+  window_kind: string;
+  window_start: Timestamp;
+  requests: number;
+  tokens: number;
+}
+
+export interface AuditRecordsTable {
+  sequence: number;
+  time: Timestamp;
+  kind: string;
+  request_id: string;
+  principal_id: string;
+  principal_kind: string;
+  tenant: string;
+  role: string;
+  action: string;
+  model: string;
+  worker: string;
+  client_address: string;
+  user_agent: string;
+  outcome: string;
+  status_code: number;
+  error_class: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cached_tokens: number;
+  latency_us: number;
+  ttft_us: number;
+  content_capture: string;
+  request_digest: string;
+  response_digest: string;
+  content_key_id: string;
+  request_ciphertext: string;
+  response_ciphertext: string;
+  target: string;
+  details_json: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditChainHeadTable {
+  id: number;
+  sequence: number;
+  hash: string;
+}
+
+export interface AuditCheckpointsTable {
+  sequence: number;
+  record_hash: string;
+  time: Timestamp;
+  key_id: string;
+  signature: string;
+}
+
+export interface AuditSigningKeysTable {
+  key_id: string;
+  public_key_pem: string;
+  created_at: Timestamp;
+}
+
+export interface SchemaMigrationsTable {
+  version: number;
+  name: string;
+  applied_at: Generated<Timestamp>;
+}
+
+export interface AuthAuditDatabase {
+  tenants: TenantsTable;
+  api_keys: ApiKeysTable;
+  quota_counters: QuotaCountersTable;
+  audit_records: AuditRecordsTable;
+  audit_chain_head: AuditChainHeadTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  audit_signing_keys: AuditSigningKeysTable;
+  airlock_schema_migrations: SchemaMigrationsTable;
+}

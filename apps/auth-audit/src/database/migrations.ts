@@ -1,0 +1,225 @@
+import { sql, type Kysely } from 'kysely';
+import type { AuthAuditDatabase } from './database-schema.js';
+
+/** One schema for PostgreSQL and PGlite; append new versions, never edit applied ones. */
+export interface Migration {
+  version: number;
+  name: string;
+  up(db: Kysely<AuthAuditDatabase>): Promise<void>;
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+export const DEFAULT_TENANT_ID = 'default';
+
+/** Advisory lock key that serialises migrations across replicas ("ARLK"). */
+export const MIGRATION_LOCK_KEY = 0x41524c4b;
+
+// Key settings and their quota columns are shared by tenants and api_keys.
+const LIMIT_COLUMNS = [
+  'requests_per_minute',
+  'tokens_per_minute',
+  'tokens_per_day',
+  'tokens_per_month',
+] as const;
+
+async function createIdentityTables(db: Kysely<AuthAuditDatabase>): Promise<void> {
+  let tenants = db.schema
+    .createTable('tenants')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('allowed_models', 'text', (c) => c.notNull().defaultTo('[]'))
+    .addColumn('content_capture', 'text', (c) => c.notNull().defaultTo('digest'))
+    .addColumn('disabled', 'boolean', (c) => c.notNull().defaultTo(false))
+    .addColumn('created_at', 'timestamptz', (c) => c.notNull())
+    .addColumn('updated_at', 'timestamptz', (c) => c.notNull());
+  for (const column of LIMIT_COLUMNS) {
+    tenants = tenants.addColumn(column, column === 'requests_per_minute' ? 'integer' : 'bigint', (c) =>
+      c.notNull().defaultTo(0),
+    );
+  }
+  await tenants.execute();
+
+  let keys = db.schema
+    .createTable('api_keys')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id'))
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('role', 'text', (c) => c.notNull())
+    .addColumn('secret_hash', 'text', (c) => c.notNull())
+    .addColumn('allowed_models', 'text', (c) => c.notNull().defaultTo('[]'))
+    .addColumn('global', 'boolean', (c) => c.notNull().defaultTo(false))
+    .addColumn('expires_at', 'timestamptz')
+    .addColumn('created_by', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'timestamptz', (c) => c.notNull())
+    .addColumn('revoked_at', 'timestamptz');
+  for (const column of LIMIT_COLUMNS) {
+    keys = keys.addColumn(column, column === 'requests_per_minute' ? 'integer' : 'bigint', (c) =>
+      c.notNull().defaultTo(0),
+    );
+  }
+  await keys.execute();
+  await db.schema.createIndex('api_keys_tenant').on('api_keys').column('tenant_id').execute();
+
+  await db.schema
+    .createTable('quota_counters')
+    .addColumn('subject', 'text', (c) => c.notNull())
+    .addColumn('window_kind', 'text', (c) => c.notNull())
+    .addColumn('window_start', 'timestamptz', (c) => c.notNull())
+    .addColumn('requests', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('tokens', 'bigint', (c) => c.notNull().defaultTo(0))
+    .addPrimaryKeyConstraint('quota_counters_pk', ['subject', 'window_kind', 'window_start'])
+    .execute();
+}
+
+async function createAuditTables(db: Kysely<AuthAuditDatabase>): Promise<void> {
+  const text = ['kind', 'request_id', 'principal_id', 'principal_kind', 'tenant', 'role', 'action', 'model'];
+  const moreText = ['worker', 'client_address', 'user_agent', 'outcome', 'error_class', 'content_capture'];
+  const contentText = ['request_digest', 'response_digest', 'content_key_id', 'request_ciphertext'];
+  const lastText = ['response_ciphertext', 'target', 'details_json'];
+  let records = db.schema
+    .createTable('audit_records')
+    .addColumn('sequence', 'bigint', (c) => c.primaryKey())
+    .addColumn('time', 'timestamptz', (c) => c.notNull());
+  for (const column of [...text, ...moreText]) {
+    records = records.addColumn(column, 'text', (c) => c.notNull().defaultTo(''));
+  }
+  for (const column of ['status_code', 'prompt_tokens', 'completion_tokens', 'cached_tokens']) {
+    records = records.addColumn(column, 'integer', (c) => c.notNull().defaultTo(0));
+  }
+  for (const column of ['latency_us', 'ttft_us']) {
+    records = records.addColumn(column, 'bigint', (c) => c.notNull().defaultTo(0));
+  }
+  for (const column of [...contentText, ...lastText]) {
+    records = records.addColumn(column, 'text', (c) => c.notNull().defaultTo(''));
+  }
+  await records
+    .addColumn('prev_hash', 'text', (c) => c.notNull())
+    .addColumn('hash', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('audit_records_request_id').on('audit_records').column('request_id').execute();
+  await db.schema.createIndex('audit_records_time').on('audit_records').column('time').execute();
+  await db.schema
+    .createIndex('audit_records_tenant')
+    .on('audit_records')
+    .columns(['tenant', 'sequence'])
+    .execute();
+
+  await db.schema
+    .createTable('audit_chain_head')
+    .addColumn('id', 'integer', (c) => c.primaryKey().check(sql`id = 1`))
+    .addColumn('sequence', 'bigint', (c) => c.notNull())
+    .addColumn('hash', 'text', (c) => c.notNull())
+    .execute();
+  await db.insertInto('audit_chain_head').values({ id: 1, sequence: 0, hash: GENESIS_HASH }).execute();
+
+  await db.schema
+    .createTable('audit_checkpoints')
+    .addColumn('sequence', 'bigint', (c) => c.primaryKey())
+    .addColumn('record_hash', 'text', (c) => c.notNull())
+    .addColumn('time', 'timestamptz', (c) => c.notNull())
+    .addColumn('key_id', 'text', (c) => c.notNull())
+    .addColumn('signature', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createTable('audit_signing_keys')
+    .addColumn('key_id', 'text', (c) => c.primaryKey())
+    .addColumn('public_key_pem', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'timestamptz', (c) => c.notNull())
+    .execute();
+}
+
+/**
+ * Append-only enforcement in the database itself: UPDATE, DELETE and TRUNCATE on the audit tables raise,
+ * except DELETE on audit_records inside audit_prune(), which cuts only at a signed checkpoint.
+ */
+async function createAppendOnlyGuards(db: Kysely<AuthAuditDatabase>): Promise<void> {
+  await sql`
+    create function audit_append_only() returns trigger language plpgsql as $$
+    begin
+      if tg_op = 'DELETE' and tg_table_name = 'audit_records'
+         and current_setting('airlock.audit_prune', true) = 'on' then
+        return old;
+      end if;
+      raise exception '% is append-only: % refused', tg_table_name, tg_op
+        using errcode = 'insufficient_privilege';
+    end $$`.execute(db);
+  for (const table of ['audit_records', 'audit_checkpoints', 'audit_signing_keys']) {
+    await sql`create trigger ${sql.id(`${table}_append_only`)} before update or delete on ${sql.table(table)}
+      for each row execute function audit_append_only()`.execute(db);
+    await sql`create trigger ${sql.id(`${table}_no_truncate`)} before truncate on ${sql.table(table)}
+      for each statement execute function audit_append_only()`.execute(db);
+    await sql`revoke update, delete, truncate on ${sql.table(table)} from public`.execute(db);
+  }
+  await sql`
+    create function audit_prune(cut bigint) returns bigint language plpgsql security definer as $$
+    declare removed bigint;
+    begin
+      if not exists (select 1 from audit_checkpoints where sequence = cut) then
+        raise exception 'no signed checkpoint at sequence %', cut using errcode = 'check_violation';
+      end if;
+      perform set_config('airlock.audit_prune', 'on', true);
+      delete from audit_records where sequence <= cut;
+      get diagnostics removed = row_count;
+      perform set_config('airlock.audit_prune', 'off', true);
+      return removed;
+    end $$`.execute(db);
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'tenants, api keys, quota counters, hash-chained audit log',
+    async up(db) {
+      await createIdentityTables(db);
+      await createAuditTables(db);
+      await createAppendOnlyGuards(db);
+      const now = new Date();
+      await db
+        .insertInto('tenants')
+        .values({
+          id: DEFAULT_TENANT_ID,
+          name: 'Default tenant',
+          allowed_models: '[]',
+          requests_per_minute: 0,
+          tokens_per_minute: 0,
+          tokens_per_day: 0,
+          tokens_per_month: 0,
+          content_capture: 'digest',
+          disabled: false,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
+    },
+  },
+];
+
+/** Applies pending migrations in one transaction under an advisory lock, so replicas never race. */
+export async function migrate(db: Kysely<AuthAuditDatabase>): Promise<number[]> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`.execute(trx);
+    await trx.schema
+      .createTable('airlock_schema_migrations')
+      .ifNotExists()
+      .addColumn('version', 'integer', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('applied_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+      .execute();
+    const applied = new Set(
+      (await trx.selectFrom('airlock_schema_migrations').select('version').execute()).map(
+        (row) => row.version,
+      ),
+    );
+    const ran: number[] = [];
+    for (const migration of MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      await migration.up(trx);
+      await trx
+        .insertInto('airlock_schema_migrations')
+        .values({ version: migration.version, name: migration.name })
+        .execute();
+      ran.push(migration.version);
+    }
+    return ran;
+  });
+}

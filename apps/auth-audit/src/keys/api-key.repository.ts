@@ -1,0 +1,118 @@
+import type { Insertable, Kysely, Selectable } from 'kysely';
+import type { ApiKeysTable, AuthAuditDatabase } from '../database/database-schema.js';
+import type { Limits, RoleName } from '../auth/principal.js';
+
+/** An API key as stored: everything but the key text, of which only the hash is kept. */
+export interface ApiKeyRecord {
+  id: string;
+  tenant: string;
+  name: string;
+  role: RoleName;
+  secretHash: string;
+  allowedModels: string[];
+  limits: Limits;
+  global: boolean;
+  expiresAt: Date | null;
+  createdBy: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
+type Db = Kysely<AuthAuditDatabase>;
+
+export function apiKeyFromRow(row: Selectable<ApiKeysTable>): ApiKeyRecord {
+  return {
+    id: row.id,
+    tenant: row.tenant_id,
+    name: row.name,
+    role: row.role as RoleName,
+    secretHash: row.secret_hash,
+    allowedModels: JSON.parse(row.allowed_models) as string[],
+    limits: {
+      requestsPerMinute: row.requests_per_minute,
+      tokensPerMinute: row.tokens_per_minute,
+      tokensPerDay: row.tokens_per_day,
+      tokensPerMonth: row.tokens_per_month,
+    },
+    global: row.global,
+    expiresAt: row.expires_at,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+function apiKeyToRow(key: ApiKeyRecord): Insertable<ApiKeysTable> {
+  return {
+    id: key.id,
+    tenant_id: key.tenant,
+    name: key.name,
+    role: key.role,
+    secret_hash: key.secretHash,
+    allowed_models: JSON.stringify(key.allowedModels),
+    requests_per_minute: key.limits.requestsPerMinute,
+    tokens_per_minute: key.limits.tokensPerMinute,
+    tokens_per_day: key.limits.tokensPerDay,
+    tokens_per_month: key.limits.tokensPerMonth,
+    global: key.global,
+    expires_at: key.expiresAt,
+    created_by: key.createdBy,
+    created_at: key.createdAt,
+    revoked_at: key.revokedAt,
+  };
+}
+
+export const apiKeyRepository = {
+  async findByIds(db: Db, ids: string[]): Promise<Map<string, ApiKeyRecord>> {
+    if (ids.length === 0) return new Map();
+    const rows = await db.selectFrom('api_keys').selectAll().where('id', 'in', ids).execute();
+    return new Map(rows.map((row) => [row.id, apiKeyFromRow(row)]));
+  },
+
+  async findById(db: Db, id: string): Promise<ApiKeyRecord | undefined> {
+    const row = await db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? apiKeyFromRow(row) : undefined;
+  },
+
+  async insert(db: Db, key: ApiKeyRecord): Promise<void> {
+    await db.insertInto('api_keys').values(apiKeyToRow(key)).execute();
+  },
+
+  /** Replaces the hash of an existing key (the bootstrap admin key after its Secret changed). */
+  async replaceSecretHash(db: Db, id: string, secretHash: string): Promise<void> {
+    await db
+      .updateTable('api_keys')
+      .set({ secret_hash: secretHash, revoked_at: null })
+      .where('id', '=', id)
+      .execute();
+  },
+
+  async list(db: Db, filter: { tenant?: string; includeRevoked: boolean }): Promise<ApiKeyRecord[]> {
+    let query = db.selectFrom('api_keys').selectAll().orderBy('created_at').orderBy('id');
+    if (filter.tenant) query = query.where('tenant_id', '=', filter.tenant);
+    if (!filter.includeRevoked) query = query.where('revoked_at', 'is', null);
+    return (await query.execute()).map(apiKeyFromRow);
+  },
+
+  /** Sets revoked_at once; revoking again keeps the first time. */
+  async revoke(db: Db, id: string, at: Date): Promise<ApiKeyRecord | undefined> {
+    await db
+      .updateTable('api_keys')
+      .set({ revoked_at: at })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .execute();
+    return this.findById(db, id);
+  },
+
+  async countActiveAdmins(db: Db, now: Date): Promise<number> {
+    const row = await db
+      .selectFrom('api_keys')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('role', '=', 'admin')
+      .where('revoked_at', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+      .executeTakeFirstOrThrow();
+    return Number(row.count);
+  },
+};

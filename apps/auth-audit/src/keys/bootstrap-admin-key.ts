@@ -1,0 +1,96 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '@airlock/telemetry';
+import type { AuthAuditDb } from '../database/database.js';
+import { DEFAULT_TENANT_ID } from '../database/migrations.js';
+import { SYSTEM_ACTOR, type AdminJournal } from '../audit/admin-journal.js';
+import { generateApiKey, parseApiKey } from './api-key-format.js';
+import { apiKeyRepository } from './api-key.repository.js';
+
+export const BOOTSTRAP_CREATOR = 'bootstrap';
+export const ADMIN_KEY_FILE = 'admin-key';
+
+export interface BootstrapOptions {
+  /** AIRLOCK_ADMIN_KEY. */
+  adminKey?: string;
+  /** Embedded default (PGlite): generate a key when none is given, keep it in the data directory. */
+  embedded: boolean;
+  dataDir: string;
+  /** Where the one-time notice of a generated key goes (stdout). */
+  announce: (line: string) => void;
+}
+
+/**
+ * The first admin key. From AIRLOCK_ADMIN_KEY when set (a Secret in production; changing it rotates the
+ * key); on the embedded default without it, from $AIRLOCK_DATA_DIR/admin-key, generated (mode 0600) and
+ * announced once if that file does not exist. Returns the key text when this process knows it.
+ */
+export async function bootstrapAdminKey(
+  db: AuthAuditDb,
+  journal: AdminJournal,
+  logger: Logger,
+  options: BootstrapOptions,
+): Promise<string | undefined> {
+  let keyText = options.adminKey;
+  if (!keyText && options.embedded) {
+    const file = join(options.dataDir, ADMIN_KEY_FILE);
+    keyText = await readKeyFile(file);
+    if (!keyText) {
+      keyText = generateApiKey().text;
+      await writeFile(file, `${keyText}\n`, { mode: 0o600, flag: 'wx' });
+      options.announce(`Airlock bootstrap admin key (shown once; also in ${file}, mode 0600): ${keyText}`);
+    }
+  }
+  if (!keyText) {
+    if ((await apiKeyRepository.countActiveAdmins(db, new Date())) === 0) {
+      logger.warn('no active admin key: set AIRLOCK_ADMIN_KEY to create one');
+    }
+    return undefined;
+  }
+  const parsed = parseApiKey(keyText);
+  if (!parsed)
+    throw new Error(
+      'AIRLOCK_ADMIN_KEY: expected "alk_<id>_<secret>" (id 4-32 of [a-z0-9], secret 32+ of [A-Za-z0-9_-])',
+    );
+  const current = await apiKeyRepository.findById(db, parsed.id);
+  // Unchanged: nothing to do. A revoked bootstrap key stays revoked until its Secret holds a new key.
+  if (current && current.createdBy === BOOTSTRAP_CREATOR && current.secretHash === parsed.hash)
+    return keyText;
+  const context = { requestId: 'bootstrap', clientAddress: '', userAgent: '' };
+  await journal.run(SYSTEM_ACTOR, context, async (trx) => {
+    const existing = await apiKeyRepository.findById(trx, parsed.id);
+    if (existing && existing.createdBy !== BOOTSTRAP_CREATOR) {
+      throw new Error('AIRLOCK_ADMIN_KEY: its id belongs to a key that was not created by bootstrap');
+    }
+    if (!existing) {
+      await apiKeyRepository.insert(trx, {
+        id: parsed.id,
+        tenant: DEFAULT_TENANT_ID,
+        name: 'bootstrap admin',
+        role: 'admin',
+        secretHash: parsed.hash,
+        allowedModels: [],
+        limits: { requestsPerMinute: 0, tokensPerMinute: 0, tokensPerDay: 0, tokensPerMonth: 0 },
+        global: true,
+        expiresAt: null,
+        createdBy: BOOTSTRAP_CREATOR,
+        createdAt: new Date(),
+        revokedAt: null,
+      });
+      return { result: undefined, record: { action: 'keys.bootstrap', target: parsed.id } };
+    }
+    // A changed Secret rotates the key (and lifts a revocation of the old one).
+    await apiKeyRepository.replaceSecretHash(trx, parsed.id, parsed.hash);
+    return { result: undefined, record: { action: 'keys.bootstrap_rotate', target: parsed.id } };
+  });
+  return keyText;
+}
+
+async function readKeyFile(file: string): Promise<string | undefined> {
+  try {
+    return (await readFile(file, 'utf8')).trim() || undefined;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}

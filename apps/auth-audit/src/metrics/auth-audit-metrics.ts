@@ -1,0 +1,77 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The service's Prometheus metrics, in a registry of its own (one per app instance). */
+export class AuthAuditMetrics {
+  readonly registry = new Registry();
+
+  readonly appendSeconds = new Histogram({
+    name: 'airlock_audit_append_seconds',
+    help: 'Time to commit one group-commit batch (lookups, quotas and the chain append in one transaction).',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  readonly batchSize = new Histogram({
+    name: 'airlock_audit_batch_size',
+    help: 'Operations committed per group-commit batch.',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+    registers: [this.registry],
+  });
+
+  readonly batchFailures = new Counter({
+    name: 'airlock_audit_batch_failures_total',
+    help: 'Batches rolled back (every caller in them got an error; nothing was written).',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
+  readonly records = new Counter({
+    name: 'airlock_audit_records_total',
+    help: 'Audit records committed, by kind.',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+
+  readonly decisions = new Counter({
+    name: 'airlock_authorize_decisions_total',
+    help: 'Authorize answers, by outcome.',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+
+  readonly authFailures = new Counter({
+    name: 'airlock_auth_failures_total',
+    help: 'Refused authentications and authorisations, by reason.',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
+  readonly verifications = new Counter({
+    name: 'airlock_audit_verify_total',
+    help: 'Chain verifications, by result (ok, or the failure kind).',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+
+  readonly checkpoints = new Counter({
+    name: 'airlock_audit_checkpoints_total',
+    help: 'Signed checkpoints written.',
+    registers: [this.registry],
+  });
+
+  readonly chainHead = new Gauge({
+    name: 'airlock_audit_chain_head_sequence',
+    help: 'Sequence number of the last record this replica appended.',
+    registers: [this.registry],
+  });
+
+  readonly prunedRecords = new Counter({
+    name: 'airlock_audit_pruned_records_total',
+    help: 'Records removed by retention pruning.',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

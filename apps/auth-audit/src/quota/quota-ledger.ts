@@ -1,0 +1,200 @@
+import type { Kysely } from 'kysely';
+import type { AuthAuditDatabase } from '../database/database-schema.js';
+import type { Denial, Limits } from '../auth/principal.js';
+import { secondsUntilReset, WINDOW_KINDS, windowStart, type WindowKind } from './quota-windows.js';
+
+/** Whose usage a counter holds: "key:<id>" or "tenant:<id>". */
+export interface QuotaSubject {
+  subject: string;
+  limits: Limits;
+}
+
+/** The numbers behind OpenAI-style x-ratelimit-* headers; a limit of 0 means unlimited. */
+export interface RateLimitView {
+  requestsLimit: number;
+  requestsRemaining: number;
+  requestsResetSeconds: number;
+  tokensLimit: number;
+  tokensRemaining: number;
+  tokensResetSeconds: number;
+}
+
+interface Counter {
+  subject: string;
+  windowKind: WindowKind;
+  windowStart: Date;
+  requests: number;
+  tokens: number;
+  dirty: boolean;
+}
+
+type Db = Kysely<AuthAuditDatabase>;
+
+const counterKey = (subject: string, kind: WindowKind) => `${subject}|${kind}`;
+
+/**
+ * Quota counters for one batch, inside its transaction. `lock` upserts and row-locks every counter the batch
+ * touches (in a fixed order, so replicas cannot deadlock); decisions and charges then happen in memory, in
+ * arrival order; `save` writes the new totals before the transaction commits. Across replicas the row locks
+ * make check-and-count atomic.
+ */
+export class QuotaLedger {
+  private readonly counters = new Map<string, Counter>();
+
+  private constructor(private readonly now: Date) {}
+
+  static async lock(trx: Db, subjects: Iterable<string>, now: Date): Promise<QuotaLedger> {
+    const ledger = new QuotaLedger(now);
+    const sorted = [...new Set(subjects)].sort();
+    if (sorted.length === 0) return ledger;
+    const rows = sorted.flatMap((subject) =>
+      WINDOW_KINDS.map((kind) => ({
+        subject,
+        window_kind: kind,
+        window_start: windowStart(kind, now),
+        requests: 0,
+        tokens: 0,
+      })),
+    );
+    const locked = await trx
+      .insertInto('quota_counters')
+      .values(rows)
+      .onConflict((oc) =>
+        // A no-op update: it takes the row lock and returns the current totals.
+        oc
+          .columns(['subject', 'window_kind', 'window_start'])
+          .doUpdateSet((eb) => ({ requests: eb.ref('quota_counters.requests') })),
+      )
+      .returning(['subject', 'window_kind', 'window_start', 'requests', 'tokens'])
+      .execute();
+    for (const row of locked) {
+      const kind = row.window_kind as WindowKind;
+      ledger.counters.set(counterKey(row.subject, kind), {
+        subject: row.subject,
+        windowKind: kind,
+        windowStart: row.window_start,
+        requests: row.requests,
+        tokens: row.tokens,
+        dirty: false,
+      });
+    }
+    return ledger;
+  }
+
+  /** Checks every subject's limits; when all pass, counts the request against each. */
+  admit(subjects: QuotaSubject[]): { denial?: Denial; rateLimit: RateLimitView } {
+    for (const { subject, limits } of subjects) {
+      const minute = this.counter(subject, 'minute');
+      if (limits.requestsPerMinute > 0 && minute.requests >= limits.requestsPerMinute) {
+        return this.refuse(subjects, 'rate_limited_requests', 'request rate limit reached', 'minute');
+      }
+      if (limits.tokensPerMinute > 0 && minute.tokens >= limits.tokensPerMinute) {
+        return this.refuse(subjects, 'rate_limited_tokens', 'token rate limit reached', 'minute');
+      }
+      if (limits.tokensPerDay > 0 && this.counter(subject, 'day').tokens >= limits.tokensPerDay) {
+        return this.refuse(subjects, 'budget_exhausted', 'daily token budget spent', 'day');
+      }
+      if (limits.tokensPerMonth > 0 && this.counter(subject, 'month').tokens >= limits.tokensPerMonth) {
+        return this.refuse(subjects, 'budget_exhausted', 'monthly token budget spent', 'month');
+      }
+    }
+    for (const { subject } of subjects) {
+      const minute = this.counter(subject, 'minute');
+      minute.requests += 1;
+      minute.dirty = true;
+    }
+    return { rateLimit: this.view(subjects) };
+  }
+
+  /** Charges used tokens to every window of every subject (reported by Complete). */
+  charge(subjects: string[], tokens: number): void {
+    if (tokens <= 0) return;
+    for (const subject of subjects) {
+      for (const kind of WINDOW_KINDS) {
+        const counter = this.counter(subject, kind);
+        counter.tokens += tokens;
+        counter.dirty = true;
+      }
+    }
+  }
+
+  async save(trx: Db): Promise<void> {
+    const dirty = [...this.counters.values()].filter((counter) => counter.dirty);
+    if (dirty.length === 0) return;
+    await trx
+      .insertInto('quota_counters')
+      .values(
+        dirty.map((counter) => ({
+          subject: counter.subject,
+          window_kind: counter.windowKind,
+          window_start: counter.windowStart,
+          requests: counter.requests,
+          tokens: counter.tokens,
+        })),
+      )
+      .onConflict((oc) =>
+        oc.columns(['subject', 'window_kind', 'window_start']).doUpdateSet((eb) => ({
+          requests: eb.ref('excluded.requests'),
+          tokens: eb.ref('excluded.tokens'),
+        })),
+      )
+      .execute();
+  }
+
+  private counter(subject: string, kind: WindowKind): Counter {
+    const counter = this.counters.get(counterKey(subject, kind));
+    if (!counter) throw new Error(`quota counter ${subject}/${kind} was not locked for this batch`);
+    return counter;
+  }
+
+  private refuse(
+    subjects: QuotaSubject[],
+    code: Denial['code'],
+    message: string,
+    kind: WindowKind,
+  ): { denial: Denial; rateLimit: RateLimitView } {
+    const retryAfterSeconds = secondsUntilReset(kind, this.now);
+    return { denial: { code, message, retryAfterSeconds }, rateLimit: this.view(subjects) };
+  }
+
+  /** The tightest limit among the subjects, per dimension. */
+  private view(subjects: QuotaSubject[]): RateLimitView {
+    const reset = secondsUntilReset('minute', this.now);
+    const view: RateLimitView = {
+      requestsLimit: 0,
+      requestsRemaining: 0,
+      requestsResetSeconds: 0,
+      tokensLimit: 0,
+      tokensRemaining: 0,
+      tokensResetSeconds: 0,
+    };
+    let requestsBest = Infinity;
+    let tokensBest = Infinity;
+    for (const { subject, limits } of subjects) {
+      const minute = this.counter(subject, 'minute');
+      if (limits.requestsPerMinute > 0) {
+        const remaining = Math.max(0, limits.requestsPerMinute - minute.requests);
+        if (remaining < requestsBest) {
+          requestsBest = remaining;
+          Object.assign(view, {
+            requestsLimit: limits.requestsPerMinute,
+            requestsRemaining: remaining,
+            requestsResetSeconds: reset,
+          });
+        }
+      }
+      if (limits.tokensPerMinute > 0) {
+        const remaining = Math.max(0, limits.tokensPerMinute - minute.tokens);
+        if (remaining < tokensBest) {
+          tokensBest = remaining;
+          Object.assign(view, {
+            tokensLimit: limits.tokensPerMinute,
+            tokensRemaining: remaining,
+            tokensResetSeconds: reset,
+          });
+        }
+      }
+    }
+    return view;
+  }
+}

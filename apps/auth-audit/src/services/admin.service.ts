@@ -1,0 +1,150 @@
+import type { audit } from '@airlock/contracts';
+import { actorOf, type AdminJournal } from '../audit/admin-journal.js';
+import type { ContentSealer } from '../audit/content-sealer.js';
+import { generateApiKey } from '../keys/api-key-format.js';
+import { apiKeyRepository, type ApiKeyRecord } from '../keys/api-key.repository.js';
+import { tenantRepository, type Tenant } from '../tenants/tenant.repository.js';
+import type { AuthAuditDb } from '../database/database.js';
+import { failedPrecondition, invalidArgument, notFound } from '../errors.js';
+import {
+  apiKeyToContract,
+  captureFromContract,
+  roleFromContract,
+  tenantToContract,
+} from '../grpc/contract-mapping.js';
+import { count, jsonObjectText, modelList, tenantId, text, timestamp } from '../validation.js';
+import type { AdminGate } from './admin-gate.js';
+
+const ADMIN_ACTION_PATTERN = /^[a-z0-9._-]{1,64}$/;
+const UINT32_MAX = 4_294_967_295;
+
+/** Tenants, API keys and gateway-reported admin actions; each change commits with its audit record. */
+export class AdminService {
+  constructor(
+    private readonly db: AuthAuditDb,
+    private readonly gate: AdminGate,
+    private readonly journal: AdminJournal,
+    private readonly sealer: ContentSealer,
+  ) {}
+
+  async upsertTenant(request: audit.UpsertTenantRequest): Promise<audit.UpsertTenantResponse> {
+    const { principal, context } = await this.gate.admit(request, 'tenants.write');
+    const input = request.tenant ?? ({} as Partial<audit.Tenant>);
+    const id = tenantId(input.id, 'tenant.id');
+    const capture = captureFromContract(input.contentCapture);
+    if (capture === 'full' && !this.sealer.canEncrypt) {
+      throw failedPrecondition('full content capture needs AIRLOCK_AUDIT_CONTENT_KEYS_FILE');
+    }
+    const settings = {
+      name: text(input.name || id, 'tenant.name', 128),
+      allowedModels: modelList(input.allowedModels, 'tenant.allowed_models'),
+      limits: {
+        requestsPerMinute: count(input.requestsPerMinute, 'tenant.requests_per_minute', UINT32_MAX),
+        tokensPerMinute: count(input.tokensPerMinute, 'tenant.tokens_per_minute'),
+        tokensPerDay: count(input.tokensPerDay, 'tenant.tokens_per_day'),
+        tokensPerMonth: count(input.tokensPerMonth, 'tenant.tokens_per_month'),
+      },
+      contentCapture: capture,
+      disabled: input.disabled ?? false,
+    };
+    const { result } = await this.journal.run(actorOf(principal), context, async (trx) => {
+      const existing = await tenantRepository.findById(trx, id);
+      const now = new Date();
+      const tenant: Tenant = { id, ...settings, createdAt: existing?.createdAt ?? now, updatedAt: now };
+      const saved = await tenantRepository.upsert(trx, tenant);
+      return {
+        result: { tenant: tenantToContract(saved.tenant), created: !existing },
+        record: { action: existing ? 'tenants.update' : 'tenants.create', target: id, details: settings },
+      };
+    });
+    return result;
+  }
+
+  async listTenants(request: audit.ListTenantsRequest): Promise<audit.ListTenantsResponse> {
+    await this.gate.admit(request, 'tenants.read');
+    return { tenants: (await tenantRepository.list(this.db)).map(tenantToContract) };
+  }
+
+  async createApiKey(request: audit.CreateApiKeyRequest): Promise<audit.CreateApiKeyResponse> {
+    const { principal, context } = await this.gate.admit(request, 'keys.create');
+    const role = roleFromContract(request.role);
+    if (!role) throw invalidArgument('role must be ROLE_ADMIN, ROLE_AUDITOR or ROLE_USER');
+    if (request.global && role === 'user')
+      throw invalidArgument('global applies to admin and auditor keys only');
+    const expiresAt = timestamp(request.expiresAt, 'expires_at') ?? null;
+    if (expiresAt && expiresAt <= new Date()) throw invalidArgument('expires_at is in the past');
+    const tenant = tenantId(request.tenant);
+    const generated = generateApiKey();
+    const key: ApiKeyRecord = {
+      id: generated.id,
+      tenant,
+      name: text(request.name, 'name', 128, true),
+      role,
+      secretHash: generated.hash,
+      allowedModels: modelList(request.allowedModels, 'allowed_models'),
+      limits: {
+        requestsPerMinute: count(request.requestsPerMinute, 'requests_per_minute', UINT32_MAX),
+        tokensPerMinute: count(request.tokensPerMinute, 'tokens_per_minute'),
+        tokensPerDay: count(request.tokensPerDay, 'tokens_per_day'),
+        tokensPerMonth: count(request.tokensPerMonth, 'tokens_per_month'),
+      },
+      global: role === 'admin' || (request.global ?? false),
+      expiresAt,
+      createdBy: principal.id,
+      createdAt: new Date(),
+      revokedAt: null,
+    };
+    await this.journal.run(actorOf(principal), context, async (trx) => {
+      if (!(await tenantRepository.findById(trx, tenant)))
+        throw notFound(`tenant "${tenant}" does not exist`);
+      await apiKeyRepository.insert(trx, key);
+      const details: Partial<ApiKeyRecord> = { ...key };
+      delete details.secretHash;
+      return { result: undefined, record: { action: 'keys.create', target: key.id, details } };
+    });
+    return { key: apiKeyToContract(key), secret: generated.text };
+  }
+
+  async listApiKeys(request: audit.ListApiKeysRequest): Promise<audit.ListApiKeysResponse> {
+    await this.gate.admit(request, 'keys.list');
+    const tenant = request.tenant ? tenantId(request.tenant) : undefined;
+    const keys = await apiKeyRepository.list(this.db, {
+      tenant,
+      includeRevoked: request.includeRevoked ?? false,
+    });
+    return { keys: keys.map(apiKeyToContract) };
+  }
+
+  async revokeApiKey(request: audit.RevokeApiKeyRequest): Promise<audit.RevokeApiKeyResponse> {
+    const { principal, context } = await this.gate.admit(request, 'keys.revoke');
+    const keyId = text(request.keyId, 'key_id', 32, true);
+    const { result } = await this.journal.run(actorOf(principal), context, async (trx) => {
+      const revoked = await apiKeyRepository.revoke(trx, keyId, new Date());
+      if (!revoked) throw notFound(`no API key with id "${keyId}"`);
+      return { result: revoked, record: { action: 'keys.revoke', target: keyId } };
+    });
+    return { key: apiKeyToContract(result) };
+  }
+
+  async appendAdminAction(request: audit.AppendAdminActionRequest): Promise<audit.AppendAdminActionResponse> {
+    const { principal, context } = await this.gate.admit(request, 'admin.action');
+    if (!request.action || !ADMIN_ACTION_PATTERN.test(request.action)) {
+      throw invalidArgument('action must be 1..64 characters of [a-z0-9._-]');
+    }
+    if (request.outcome !== 'OUTCOME_SUCCEEDED' && request.outcome !== 'OUTCOME_FAILED') {
+      throw invalidArgument('outcome must be OUTCOME_SUCCEEDED or OUTCOME_FAILED');
+    }
+    const record = {
+      action: request.action,
+      target: text(request.target, 'target', 256),
+      detailsJson: jsonObjectText(request.detailsJson, 'details_json'),
+      outcome: request.outcome === 'OUTCOME_SUCCEEDED' ? ('succeeded' as const) : ('failed' as const),
+      statusCode: count(request.statusCode, 'status_code', 999),
+      errorClass: text(request.errorClass, 'error_class', 128),
+    };
+    const { sequence } = await this.journal.run(actorOf(principal), context, () =>
+      Promise.resolve({ result: undefined, record }),
+    );
+    return { auditSequence: sequence };
+  }
+}

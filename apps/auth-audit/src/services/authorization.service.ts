@@ -1,0 +1,93 @@
+import { status } from '@grpc/grpc-js';
+import type { audit } from '@airlock/contracts';
+import { AUTHENTICATION_DENIALS, type Denial } from '../auth/principal.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { AuditAppender } from '../audit/audit-appender.js';
+import { AUTHORIZE_ACTIONS, type AuthorizeActionKey } from '../authorization/actions.js';
+import type { RateLimitView } from '../quota/quota-ledger.js';
+import { invalidArgument } from '../errors.js';
+import type { AuthAuditMetrics } from '../metrics/auth-audit-metrics.js';
+import { denialToContract, principalToContract } from '../grpc/contract-mapping.js';
+import { body, count, durationMicros, requireRequestId, text } from '../validation.js';
+
+const COMPLETE_OUTCOMES: Partial<Record<audit.Outcome, 'succeeded' | 'failed' | 'cancelled'>> = {
+  OUTCOME_SUCCEEDED: 'succeeded',
+  OUTCOME_FAILED: 'failed',
+  OUTCOME_CANCELLED: 'cancelled',
+};
+
+const NO_RATE_LIMIT: RateLimitView = {
+  requestsLimit: 0,
+  requestsRemaining: 0,
+  requestsResetSeconds: 0,
+  tokensLimit: 0,
+  tokensRemaining: 0,
+  tokensResetSeconds: 0,
+};
+
+/** The gateway's hot path: Authorize before a request, Complete after it. */
+export class AuthorizationService {
+  constructor(
+    private readonly authenticator: Authenticator,
+    private readonly appender: AuditAppender,
+    private readonly metrics: AuthAuditMetrics,
+  ) {}
+
+  async authorize(request: audit.AuthorizeRequest): Promise<audit.AuthorizeResponse> {
+    const action = AUTHORIZE_ACTIONS[request.action as AuthorizeActionKey];
+    if (!action) throw invalidArgument(`action must be one of ${Object.keys(AUTHORIZE_ACTIONS).join(', ')}`);
+    const op = {
+      type: 'authorize' as const,
+      action,
+      requestId: requireRequestId(request.requestId),
+      model: text(request.model, 'model', 256, action.needsModel),
+      clientAddress: text(request.clientAddress, 'client_address', 128),
+      userAgent: text(request.userAgent, 'user_agent', 512),
+      requestBody: body(request.requestBody, 'request_body'),
+      credential: await this.authenticator.present(request.credential),
+    };
+    const decision = await this.appender.authorize(op);
+    this.metrics.decisions.inc({ outcome: decision.allowed ? 'allowed' : 'denied' });
+    if (decision.denial) this.metrics.authFailures.inc({ reason: decision.denial.code });
+    return {
+      allowed: decision.allowed,
+      denialReason: decision.denial ? denialToContract(decision.denial.code) : 'DENIAL_REASON_UNSPECIFIED',
+      grpcStatus: decision.denial ? grpcStatusOf(decision.denial) : status.OK,
+      message: decision.denial?.message ?? '',
+      principal: decision.principal ? principalToContract(decision.principal) : null,
+      rateLimit: decision.rateLimit ?? NO_RATE_LIMIT,
+      retryAfterSeconds: decision.denial?.retryAfterSeconds ?? 0,
+      auditSequence: decision.sequence,
+      allowedModels: decision.allowedModels,
+      allModels: decision.allModels,
+    };
+  }
+
+  async complete(request: audit.CompleteRequest): Promise<audit.CompleteResponse> {
+    const outcome = COMPLETE_OUTCOMES[request.outcome];
+    if (!outcome)
+      throw invalidArgument('outcome must be OUTCOME_SUCCEEDED, OUTCOME_FAILED or OUTCOME_CANCELLED');
+    const result = await this.appender.complete({
+      type: 'complete',
+      requestId: requireRequestId(request.requestId),
+      outcome,
+      statusCode: count(request.statusCode, 'status_code', 999),
+      errorClass: text(request.errorClass, 'error_class', 128),
+      promptTokens: count(request.promptTokens, 'prompt_tokens'),
+      completionTokens: count(request.completionTokens, 'completion_tokens'),
+      cachedTokens: count(request.cachedTokens, 'cached_tokens'),
+      latencyUs: durationMicros(request.latencyMs, 'latency_ms'),
+      ttftUs: durationMicros(request.timeToFirstTokenMs, 'time_to_first_token_ms'),
+      worker: text(request.worker, 'worker', 256),
+      responseBody: body(request.responseBody, 'response_body'),
+    });
+    return { auditSequence: result.sequence };
+  }
+}
+
+function grpcStatusOf(denial: Denial): number {
+  if (AUTHENTICATION_DENIALS.has(denial.code)) return status.UNAUTHENTICATED;
+  if (denial.code.startsWith('rate_limited') || denial.code === 'budget_exhausted')
+    return status.RESOURCE_EXHAUSTED;
+  return status.PERMISSION_DENIED;
+}
