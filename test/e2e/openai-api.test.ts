@@ -187,12 +187,10 @@ describe('OpenAI API through the gateway (PGlite)', () => {
         { signal: abort.signal },
       )
       .withResponse();
+    // The SDK ends the iteration quietly when its signal aborts.
     let seen = 0;
-    await expect(
-      (async () => {
-        for await (const chunk of stream) if (chunk && ++seen === 3) abort.abort();
-      })(),
-    ).rejects.toThrow();
+    for await (const chunk of stream) if (chunk && ++seen === 3) abort.abort();
+    expect(seen).toBe(3);
     await platform.until(() => platform.gateway.pool.list()[0].status?.models[0].slotsBusy === 0);
     const completion = (await platform.auditRecords(request_id!)).find((r) => r.kind === 'completion');
     expect(completion.outcome).toBe('cancelled');
