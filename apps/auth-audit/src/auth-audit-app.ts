@@ -54,6 +54,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Where a generated bootstrap key is announced (default: stdout). */
   announce?: (line: string) => void;
+  /** Pins the time Authorize and Complete use (quota tests); the wall clock otherwise. */
+  clock?: () => Date;
 }
 
 const MAX_BATCH = 512;
@@ -105,6 +107,7 @@ export async function startAuthAuditApp(
     const appender = new AuditAppender(database.db, sealer, metrics, logger, {
       maxBatchSize: MAX_BATCH,
       onCommitted,
+      clock: options.clock,
     });
     cleanups.push(async () => {
       await appender.close();

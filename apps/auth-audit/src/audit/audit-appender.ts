@@ -23,6 +23,8 @@ export interface AuditAppenderOptions {
   maxBatchSize: number;
   /** Told the chain head after every committed batch (drives "every N records" checkpoints). */
   onCommitted?: (headSequence: number) => void;
+  /** The time quota windows and records use; tests pin it so that no minute boundary can intervene. */
+  clock?: () => Date;
 }
 
 /**
@@ -83,7 +85,7 @@ export class AuditAppender {
   private async commit(batch: Pending[]): Promise<void> {
     const stopTimer = this.metrics.appendSeconds.startTimer();
     try {
-      const now = new Date();
+      const now = this.options.clock?.() ?? new Date();
       const results = await this.db.transaction().execute((trx) =>
         runBatch(
           trx,

@@ -1,0 +1,144 @@
+import { status } from '@grpc/grpc-js';
+import type { audit } from '@airlock/contracts';
+import { OPERATIONS, PERMISSIONS, type Operation } from '../src/auth/permissions.js';
+import type { RoleName } from '../src/auth/principal.js';
+import { DRIVERS, createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { requestId, startTestApp, type RunningTestApp } from './support/test-app.js';
+import type { AuditClient } from './support/audit-client.js';
+
+// The whole role × operation matrix, through the real gRPC API. The expectation is written out here, from
+// the issue's definition of the roles, independently of PERMISSIONS in the source.
+const EXPECTED: Record<RoleName, Operation[]> = {
+  admin: [...OPERATIONS],
+  auditor: ['audit.query', 'audit.export', 'audit.verify', 'audit.checkpoints'],
+  user: ['inference', 'models.list'],
+};
+
+/** Performs one operation; true when it was allowed, false when refused for the role. */
+async function attempt(
+  client: AuditClient,
+  credential: string,
+  operation: Operation,
+  admin: string,
+): Promise<boolean> {
+  const authorizeAs = async (action: audit.Action, model = 'stories260K') =>
+    (await client.authorize({ credential, action, model, requestId: requestId('matrix') })).allowed;
+  const call = async (run: () => Promise<unknown>) => {
+    try {
+      await run();
+      return true;
+    } catch (error) {
+      if ((error as { code: number }).code === status.PERMISSION_DENIED) return false;
+      throw error;
+    }
+  };
+  switch (operation) {
+    case 'inference':
+      return authorizeAs('ACTION_CHAT_COMPLETIONS');
+    case 'models.list':
+      return authorizeAs('ACTION_LIST_MODELS', '');
+    case 'models.manage':
+      return authorizeAs('ACTION_MANAGE_MODELS', 'stories260K');
+    case 'admin.action':
+      return call(() =>
+        client.appendAdminAction({
+          credential,
+          requestId: requestId('admin'),
+          action: 'models.scale',
+          outcome: 'OUTCOME_SUCCEEDED',
+        }),
+      );
+    case 'tenants.read':
+      return call(() => client.listTenants({ credential }));
+    case 'tenants.write':
+      return call(() => client.upsertTenant({ credential, tenant: { id: 'matrix-tenant', name: 'Matrix' } }));
+    case 'keys.create':
+      return call(() =>
+        client.createApiKey({ credential, tenant: 'default', name: 'matrix made', role: 'ROLE_USER' }),
+      );
+    case 'keys.list':
+      return call(() => client.listApiKeys({ credential }));
+    case 'keys.revoke': {
+      const victim = await client.createApiKey({
+        credential: admin,
+        tenant: 'default',
+        name: 'victim',
+        role: 'ROLE_USER',
+      });
+      return call(() => client.revokeApiKey({ credential, keyId: victim.key.id }));
+    }
+    case 'audit.query':
+      return call(() => client.queryAuditRecords({ credential, pageSize: 5 }));
+    case 'audit.export':
+      return call(() => client.exportAuditRecords({ credential, filter: { toSequence: 3 } }));
+    case 'audit.verify':
+      return call(() => client.verifyAuditChain({ credential }));
+    case 'audit.checkpoints':
+      return call(() => client.listAuditCheckpoints({ credential }));
+  }
+}
+
+describe.each(DRIVERS)('roles × operations on %s', (driver) => {
+  let database: TestDatabase;
+  let running: RunningTestApp;
+  const keys = {} as Record<RoleName, string>;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(driver);
+    running = await startTestApp(database);
+    for (const role of ['admin', 'auditor', 'user'] as RoleName[]) {
+      const created = await running.client.createApiKey({
+        credential: running.adminKey,
+        tenant: 'default',
+        name: `${role} key`,
+        role: `ROLE_${role.toUpperCase()}` as audit.Role,
+      });
+      keys[role] = created.secret;
+    }
+  });
+
+  afterAll(async () => {
+    await running?.stop();
+    await database?.drop();
+  });
+
+  it('the matrix in the source is the one the roles are defined by', () => {
+    for (const operation of OPERATIONS) {
+      const roles = (Object.keys(EXPECTED) as RoleName[]).filter((role) =>
+        EXPECTED[role].includes(operation),
+      );
+      expect([...PERMISSIONS[operation]].sort()).toEqual(roles.sort());
+    }
+  });
+
+  it.each(['admin', 'auditor', 'user'] as RoleName[])(
+    '%s: every operation allowed or refused as defined',
+    async (role) => {
+      const outcomes: Record<string, boolean> = {};
+      for (const operation of OPERATIONS) {
+        outcomes[operation] = await attempt(running.client, keys[role], operation, running.adminKey);
+      }
+      const expected = Object.fromEntries(
+        OPERATIONS.map((operation) => [operation, EXPECTED[role].includes(operation)]),
+      );
+      expect(outcomes).toEqual(expected);
+    },
+  );
+
+  it('audits refused admin attempts with the role and the reason, never the credential', async () => {
+    const { records } = await running.client.queryAuditRecords({
+      credential: running.adminKey,
+      filter: { outcome: 'OUTCOME_DENIED', kind: 'RECORD_KIND_ADMIN_ACTION' },
+      pageSize: 1000,
+    });
+    const userRefusals = records.filter((record) => record.role === 'ROLE_USER');
+    expect(userRefusals.map((record) => record.action)).toEqual(
+      expect.arrayContaining(['keys.create', 'tenants.write', 'audit.verify']),
+    );
+    expect(
+      userRefusals.every((record) => record.errorClass === 'role_forbidden' && record.statusCode === 403),
+    ).toBe(true);
+    const everything = JSON.stringify(records) + running.logLines.join('\n');
+    for (const key of Object.values(keys)) expect(everything).not.toContain(key);
+  });
+});
