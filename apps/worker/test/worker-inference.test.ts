@@ -1,5 +1,13 @@
 import { join } from 'node:path';
-import { status } from '@grpc/grpc-js';
+import {
+  credentials,
+  loadPackageDefinition,
+  status,
+  type ChannelCredentials,
+  type Client,
+} from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
 import type { EmbedResponse, TokenizeResponse } from '@airlock/contracts';
 import {
   MODELS_DIR,
@@ -220,6 +228,31 @@ models:
   });
 
   it('answers grpc.health.v1 and the ops endpoints', async () => {
+    const health = loadPackageDefinition(
+      loadSync(healthProtoPath, { keepCase: true, enums: String }),
+    ) as unknown as {
+      grpc: {
+        health: {
+          v1: {
+            Health: new (address: string, creds: ChannelCredentials) => Client & Record<string, unknown>;
+          };
+        };
+      };
+    };
+    const healthClient = new health.grpc.health.v1.Health(
+      `127.0.0.1:${worker.app.grpcPort}`,
+      credentials.createInsecure(),
+    );
+    const check = (service: string) =>
+      new Promise<{ status: string }>((resolve, reject) =>
+        (
+          healthClient.Check as (req: object, cb: (e: Error | null, r: { status: string }) => void) => void
+        ).call(healthClient, { service }, (error, response) => (error ? reject(error) : resolve(response))),
+      );
+    expect((await check('')).status).toBe('SERVING');
+    expect((await check('airlock.worker.v1.WorkerService')).status).toBe('SERVING');
+    healthClient.close();
+
     const ready = await fetch(`http://127.0.0.1:${worker.app.opsPort}/readyz`);
     expect(ready.status).toBe(200);
     const metrics = await (await fetch(`http://127.0.0.1:${worker.app.opsPort}/metrics`)).text();
