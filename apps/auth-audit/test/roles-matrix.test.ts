@@ -28,7 +28,7 @@ async function attempt(
       await run();
       return true;
     } catch (error) {
-      if ((error as { code: number }).code === status.PERMISSION_DENIED) return false;
+      if ((error as { code: status }).code === status.PERMISSION_DENIED) return false;
       throw error;
     }
   };

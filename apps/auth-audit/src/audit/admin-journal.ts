@@ -52,16 +52,20 @@ export class AdminJournal {
   async run<T>(
     who: RecordedActor,
     context: AdminRequestContext,
-    change: (trx: AuthAuditDb) => Promise<{ result: T; record: AdminRecordFields }>,
+    /** Makes the change; returns no record when it turned out there was nothing to change. */
+    change: (trx: AuthAuditDb) => Promise<{ result: T; record: AdminRecordFields | undefined }>,
   ): Promise<{ result: T; sequence: number }> {
     try {
       const { result, sequence } = await this.db.transaction().execute(async (trx) => {
         const { result, record } = await change(trx);
+        if (!record) return { result, sequence: 0 };
         const [row] = await appendToChain(trx, [adminDraft(who, context, record)], new Date());
         return { result, sequence: row.sequence };
       });
-      this.metrics.records.inc({ kind: 'admin_action' });
-      this.onCommitted(sequence);
+      if (sequence > 0) {
+        this.metrics.records.inc({ kind: 'admin_action' });
+        this.onCommitted(sequence);
+      }
       return { result, sequence };
     } catch (error) {
       throw asServiceError(error);

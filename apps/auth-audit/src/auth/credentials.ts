@@ -16,8 +16,7 @@ export type CredentialShape =
 
 /** Tells an Airlock API key from a JWT by shape alone; nothing is looked up yet. */
 export function classifyCredential(raw: string | undefined): CredentialShape {
-  let text = (raw ?? '').trim();
-  if (/^bearer\s+/i.test(text)) text = text.replace(/^bearer\s+/i, '');
+  const text = (raw ?? '').trim().replace(/^bearer(\s+|$)/i, '');
   if (text === '') return { type: 'missing' };
   if (text.length > MAX_CREDENTIAL_LENGTH) return { type: 'malformed' };
   if (text.startsWith('alk_')) {

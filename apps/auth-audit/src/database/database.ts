@@ -57,6 +57,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       connectionTimeoutMillis: 5_000,
     });
     pool.on('error', (error) => options.onPoolError?.(error));
+    // A connection that dies while checked out (mid-transaction) emits 'error' on its client, which nobody
+    // else listens to there: unhandled, it would end the process. The query in flight fails on its own.
+    pool.on('connect', (client) => client.on('error', (error) => options.onPoolError?.(error)));
     const db = new Kysely<AuthAuditDatabase>({ dialect: new PostgresDialect({ pool }) });
     const url = new URL(options.url);
     return {

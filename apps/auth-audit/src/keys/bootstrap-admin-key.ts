@@ -1,5 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import type { Logger } from '@airlock/telemetry';
 import type { AuthAuditDb } from '../database/database.js';
 import { DEFAULT_TENANT_ID } from '../database/migrations.js';
@@ -9,6 +10,7 @@ import { apiKeyRepository } from './api-key.repository.js';
 
 export const BOOTSTRAP_CREATOR = 'bootstrap';
 export const ADMIN_KEY_FILE = 'admin-key';
+const BOOTSTRAP_LOCK_KEY = 0x41524c42; // "ARLB"
 
 export interface BootstrapOptions {
   /** AIRLOCK_ADMIN_KEY. */
@@ -58,6 +60,8 @@ export async function bootstrapAdminKey(
     return keyText;
   const context = { requestId: 'bootstrap', clientAddress: '', userAgent: '' };
   await journal.run(SYSTEM_ACTOR, context, async (trx) => {
+    // Replicas starting together: one bootstraps, the others find its work done.
+    await sql`select pg_advisory_xact_lock(${BOOTSTRAP_LOCK_KEY})`.execute(trx);
     const existing = await apiKeyRepository.findById(trx, parsed.id);
     if (existing && existing.createdBy !== BOOTSTRAP_CREATOR) {
       throw new Error('AIRLOCK_ADMIN_KEY: its id belongs to a key that was not created by bootstrap');
@@ -79,6 +83,7 @@ export async function bootstrapAdminKey(
       });
       return { result: undefined, record: { action: 'keys.bootstrap', target: parsed.id } };
     }
+    if (existing.secretHash === parsed.hash) return { result: undefined, record: undefined };
     // A changed Secret rotates the key (and lifts a revocation of the old one).
     await apiKeyRepository.replaceSecretHash(trx, parsed.id, parsed.hash);
     return { result: undefined, record: { action: 'keys.bootstrap_rotate', target: parsed.id } };
