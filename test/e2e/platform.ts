@@ -57,13 +57,20 @@ async function stopChild(child: ChildProcess | null): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  // The grace timer is cleared once the child is gone: a pending one kept jest alive for 15 s after the run.
+  let grace: NodeJS.Timeout | undefined;
+  await Promise.race([exited, new Promise((r) => (grace = setTimeout(r, 15_000)))]);
+  clearTimeout(grace);
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL');
+    await exited;
+  }
 }
 
 export interface PlatformOptions {
   database: 'pglite' | 'postgres';
-  gateway?: Partial<GatewayConfig>;
+  /** Gateway settings; a function is called once the worker's address is known. */
+  gateway?: Partial<GatewayConfig> | ((platform: Platform) => Partial<GatewayConfig>);
 }
 
 export class Platform {
@@ -76,6 +83,7 @@ export class Platform {
   private databaseUrl: string | undefined;
   private databaseName = '';
   private authAuditPorts = { grpc: 0, ops: 0 };
+  private readonly extraGateways: GatewayApp[] = [];
   workerAddress = '';
   workerOpsPort = 0;
 
@@ -106,7 +114,22 @@ export class Platform {
     });
     await this.startAuthAudit();
     await waitReady(this.workerOpsPort, this.worker, 'worker');
-    this.gateway = await startGatewayApp(
+    const overrides = this.options.gateway;
+    this.gateway = await this.startGatewayApp(typeof overrides === 'function' ? overrides(this) : overrides);
+  }
+
+  /**
+   * Another gateway in this process on the same auth-audit and worker (its own settings, e.g. short
+   * timeouts); closed with the platform.
+   */
+  async startGateway(overrides: Partial<GatewayConfig>): Promise<GatewayApp> {
+    const gateway = await this.startGatewayApp(overrides);
+    this.extraGateways.push(gateway);
+    return gateway;
+  }
+
+  private async startGatewayApp(overrides: Partial<GatewayConfig> = {}): Promise<GatewayApp> {
+    const gateway = await startGatewayApp(
       gatewayConfig({
         port: 0,
         opsPort: 0,
@@ -114,11 +137,21 @@ export class Platform {
         discovery: { kind: 'static', workers: [this.workerAddress] },
         workerStatusIntervalMs: 250,
         auditRetryMaxMs: 500,
-        ...this.options.gateway,
+        ...overrides,
       }),
       { logger: pino({ level: 'silent' }) },
     );
-    await this.until(() => this.gateway.pool.modelIds().includes(MODEL));
+    await this.until(() => gateway.pool.list().some((w) => w.alive && w.serves(MODEL)));
+    return gateway;
+  }
+
+  /** Freezes the worker process (SIGSTOP): its connections stay open but nothing answers. */
+  pauseWorker(): void {
+    this.worker?.kill('SIGSTOP');
+  }
+
+  resumeWorker(): void {
+    this.worker?.kill('SIGCONT');
   }
 
   async startAuthAudit(): Promise<void> {
@@ -138,6 +171,8 @@ export class Platform {
   }
 
   async close(): Promise<void> {
+    this.resumeWorker();
+    for (const gateway of this.extraGateways.splice(0)) await gateway.close();
     await this.gateway?.close();
     await Promise.all([stopChild(this.worker), stopChild(this.authAudit)]);
     if (this.databaseName) {

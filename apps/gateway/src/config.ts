@@ -58,6 +58,7 @@ export const gatewayEnvSchema = z.object({
   AIRLOCK_MAX_N: positiveInt.default(4),
   AIRLOCK_MAX_EMBEDDING_INPUTS: positiveInt.default(256),
   AIRLOCK_AUDIT_RETRY_MAX_SECONDS: seconds.default(30),
+  AIRLOCK_MAX_REPLICAS: positiveInt.default(64),
 });
 
 export type GatewayEnv = z.output<typeof gatewayEnvSchema>;
@@ -88,6 +89,8 @@ export interface GatewayConfig {
   maxN: number;
   maxEmbeddingInputs: number;
   auditRetryMaxMs: number;
+  /** Cap on PUT /admin/v1/models/{id}/replicas: a typo must not ask for a thousand GPU pods. */
+  maxReplicas: number;
 }
 
 /** Tests hand the Kubernetes client an explicit cluster (the fake API server); production loads in-cluster. */
@@ -135,6 +138,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     maxN: e.AIRLOCK_MAX_N,
     maxEmbeddingInputs: e.AIRLOCK_MAX_EMBEDDING_INPUTS,
     auditRetryMaxMs: e.AIRLOCK_AUDIT_RETRY_MAX_SECONDS * 1000,
+    maxReplicas: e.AIRLOCK_MAX_REPLICAS,
   };
 }
 

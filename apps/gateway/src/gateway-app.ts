@@ -14,7 +14,7 @@ import { GatewayModule } from './gateway.module.js';
 import { modelOf, RAW_BODY_KEY, STARTED_KEY, type AirlockRequest } from './http/http-context.js';
 import { InferenceService } from './inference/inference.service.js';
 import { GatewayMetrics } from './metrics.js';
-import { startDiscovery, type Discovery } from './workers/discovery.js';
+import { createDiscovery } from './workers/discovery.js';
 import { WorkerPool } from './workers/worker-pool.js';
 
 export interface GatewayApp {
@@ -46,6 +46,8 @@ export async function startGatewayApp(
     queueTimeoutMs: config.queueTimeoutMs,
     logger,
   });
+  // Built first: a Kubernetes client that cannot load its service account fails before anything opens.
+  const discovery = await createDiscovery(config, pool, logger);
   const auth = options.auth ?? new GrpcAuditClient(config.authAuditAddress);
   const holder: { metrics?: GatewayMetrics } = {};
   const recorder = new CompletionRecorder(auth, {
@@ -72,14 +74,14 @@ export async function startGatewayApp(
     return503OnClosing: true,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
-    GatewayModule.with({ config, pool, recorder, auth, inference }),
+    GatewayModule.with({ config, pool, recorder, auth, inference, scaler: discovery.scaler }),
     adapter,
     { bodyParser: false, logger: new NestPinoLogger(logger) },
   );
   app.useGlobalFilters(new OpenAiErrorFilter(logger));
   installHooks(app.getHttpAdapter().getInstance(), metrics, logger, config);
 
-  let discovery: Discovery | null = null;
+  let discovering = false;
   let closing = false;
   const ops = new OpsServer({
     host: config.host,
@@ -91,8 +93,10 @@ export async function startGatewayApp(
     await app.listen(config.port, config.host);
     app.getHttpServer().maxConnections = config.maxConnections;
     pool.start();
-    discovery = await startDiscovery(config, pool, logger);
+    discovering = true;
+    await discovery.start();
   } catch (error) {
+    if (discovering) await discovery.stop();
     await app.close();
     pool.close();
     throw error;
@@ -108,7 +112,7 @@ export async function startGatewayApp(
     metrics,
     close: async () => {
       closing = true;
-      await discovery?.stop();
+      await discovery.stop();
       await app.close();
       pool.close();
       const lost = await recorder.flush(10_000);

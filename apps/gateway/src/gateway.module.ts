@@ -2,9 +2,11 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { AUTH_AUDIT, type AuthAuditClient } from './auth/auth-audit.port.js';
 import { CompletionRecorder } from './auth/completion-recorder.js';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config.js';
+import { AdminModelsController } from './http/admin-models.controller.js';
 import { AdminController } from './http/admin.controller.js';
 import { OpenAiController } from './http/openai.controller.js';
 import { InferenceService } from './inference/inference.service.js';
+import { REPLICA_SCALER, type ReplicaScaler } from './workers/replica-scaler.js';
 import { WorkerPool } from './workers/worker-pool.js';
 
 /** The parts built (and closed) by startGatewayApp, handed to Nest as ready-made values. */
@@ -14,6 +16,7 @@ export interface GatewayParts {
   recorder: CompletionRecorder;
   auth: AuthAuditClient;
   inference: InferenceService;
+  scaler: ReplicaScaler;
 }
 
 @Module({})
@@ -21,13 +24,14 @@ export class GatewayModule {
   static with(parts: GatewayParts): DynamicModule {
     return {
       module: GatewayModule,
-      controllers: [OpenAiController, AdminController],
+      controllers: [OpenAiController, AdminController, AdminModelsController],
       providers: [
         { provide: GATEWAY_CONFIG, useValue: parts.config },
         { provide: WorkerPool, useValue: parts.pool },
         { provide: CompletionRecorder, useValue: parts.recorder },
         { provide: AUTH_AUDIT, useValue: parts.auth },
         { provide: InferenceService, useValue: parts.inference },
+        { provide: REPLICA_SCALER, useValue: parts.scaler },
       ],
     };
   }

@@ -1,87 +1,13 @@
 // Kubernetes discovery against a FAKE API server: an in-process node:http server that speaks list and
 // watch for EndpointSlices (no real cluster can run here). It checks that the informer follows adds,
 // readiness changes and deletes, re-lists after 410 Gone, and resumes from a bookmark's resourceVersion.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { KubernetesDiscovery } from '../src/workers/kubernetes-discovery.js';
 import { WorkerPool } from '../src/workers/worker-pool.js';
-
-const PATH = '/apis/discovery.k8s.io/v1/namespaces/airlock/endpointslices';
+import { FakeKubernetesApi, fakeSlice } from './fake-kubernetes-api.js';
 
 function slice(name: string, ip: string, ready = true, model = 'llama') {
-  return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name, namespace: 'airlock', resourceVersion: '0', labels: { 'airlock.dev/model': model } },
-    addressType: 'IPv4',
-    ports: [{ name: 'grpc', port: 50061, protocol: 'TCP' }],
-    endpoints: [{ addresses: [ip], conditions: { ready } }],
-  };
-}
-
-class FakeApiServer {
-  readonly server = createServer((req, res) => this.handle(req, res));
-  objects = new Map<string, ReturnType<typeof slice>>();
-  resourceVersion = 1;
-  lists = 0;
-  watches: { res: ServerResponse; query: URLSearchParams }[] = [];
-
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  close(): Promise<void> {
-    for (const w of this.watches) w.res.destroy();
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-
-  /** Changes an object and tells the open watches. */
-  emit(type: 'ADDED' | 'MODIFIED' | 'DELETED', object: ReturnType<typeof slice>): void {
-    object.metadata.resourceVersion = String(++this.resourceVersion);
-    if (type === 'DELETED') this.objects.delete(object.metadata.name);
-    else this.objects.set(object.metadata.name, object);
-    this.send({ type, object });
-  }
-
-  send(event: unknown): void {
-    for (const w of this.watches) w.res.write(`${JSON.stringify(event)}\n`);
-  }
-
-  /** Ends the open watches with 410 Gone, as an API server does when a resourceVersion is too old. */
-  expire(): void {
-    this.send({
-      type: 'ERROR',
-      object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 410, reason: 'Expired' },
-    });
-    for (const w of this.watches.splice(0)) w.res.end();
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://fake');
-    if (url.pathname !== PATH) {
-      res.writeHead(404).end();
-      return;
-    }
-    if (url.searchParams.get('watch') === 'true') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.flushHeaders(); // without this the informer's start() never resolves (see STACK.md)
-      this.watches.push({ res, query: url.searchParams });
-      req.on('close', () => (this.watches = this.watches.filter((w) => w.res !== res)));
-      return;
-    }
-    this.lists++;
-    res.writeHead(200, { 'content-type': 'application/json' }).end(
-      JSON.stringify({
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSliceList',
-        metadata: { resourceVersion: String(this.resourceVersion) },
-        items: [...this.objects.values()],
-      }),
-    );
-  }
+  return fakeSlice(name, { model, endpoints: [{ ip, ready }] });
 }
 
 async function until(check: () => boolean, timeoutMs = 15_000): Promise<void> {
@@ -91,7 +17,7 @@ async function until(check: () => boolean, timeoutMs = 15_000): Promise<void> {
 }
 
 describe('KubernetesDiscovery (fake API server)', () => {
-  const api = new FakeApiServer();
+  const api = new FakeKubernetesApi('airlock');
   const logger = pino({ level: 'silent' });
   let pool: WorkerPool;
   let discovery: KubernetesDiscovery;

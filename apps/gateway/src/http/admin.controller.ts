@@ -16,8 +16,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { audit } from '@airlock/contracts';
 import { AUTH_AUDIT } from '../auth/auth-audit.port.js';
 import type { AuthAuditClient } from '../auth/auth-audit.port.js';
-import { CompletionRecorder } from '../auth/completion-recorder.js';
-import { WorkerPool } from '../workers/worker-pool.js';
 import {
   auditFilterQuery,
   createKeyBody,
@@ -26,19 +24,15 @@ import {
   toAuditFilter,
   upsertTenantBody,
 } from './admin-mapping.js';
-import { authorizeRequest, bearer } from './http-context.js';
+import { bearer } from './http-context.js';
 
 /**
  * The admin API: keys, tenants and the audit log pass through to auth-audit with the caller's own
- * credential (auth-audit checks the role and audits the action); models come from the worker pool.
+ * credential (auth-audit checks the role and audits the action). Models: admin-models.controller.ts.
  */
 @Controller('admin/v1')
 export class AdminController {
-  constructor(
-    @Inject(AUTH_AUDIT) private readonly auth: AuthAuditClient,
-    private readonly pool: WorkerPool,
-    private readonly recorder: CompletionRecorder,
-  ) {}
+  constructor(@Inject(AUTH_AUDIT) private readonly auth: AuthAuditClient) {}
 
   @Post('keys')
   @HttpCode(201)
@@ -188,50 +182,6 @@ export class AdminController {
       pageSize: Number(query.page_size ?? 0) || 0,
     });
     return toAdminJson(response);
-  }
-
-  /** The model catalog with every worker's live status. Admin only (authorised as model management). */
-  @Get('models')
-  async models(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
-    const ctx = await authorizeRequest(this.auth, request, reply, 'models.manage', '');
-    const workers = this.pool.list().map((worker) => ({
-      address: worker.address,
-      worker_id: worker.status?.workerId ?? null,
-      alive: worker.alive,
-      draining: worker.status?.draining ?? false,
-      models: toAdminJson(worker.status?.models ?? []),
-    }));
-    const body = {
-      object: 'list',
-      data: this.pool.modelIds().map((id) => ({
-        id,
-        workers: workers
-          .filter((w) =>
-            this.pool
-              .list()
-              .find((h) => h.address === w.address)
-              ?.serves(id),
-          )
-          .map((w) => w.address),
-        queued: this.pool.queuedCount(id),
-      })),
-      workers,
-    };
-    this.recorder.record({
-      requestId: ctx.requestId,
-      outcome: 'success',
-      statusCode: 200,
-      errorClass: '',
-      model: '',
-      worker: '',
-      promptTokens: 0,
-      completionTokens: 0,
-      cachedTokens: 0,
-      latencyMs: performance.now() - ctx.startedAt,
-      timeToFirstTokenMs: 0,
-      responseBody: Buffer.from(JSON.stringify(body)),
-    });
-    await reply.send(body);
   }
 }
 

@@ -1,12 +1,13 @@
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from '@airlock/telemetry';
-import type { GatewayConfig } from '../config.js';
+import { kubeConfigFor, type KubernetesSource } from './kubernetes-config.js';
+import type { WorkerDeployment } from './replica-scaler.js';
 import type { WorkerEndpoint, WorkerPool } from './worker-pool.js';
-
-type KubernetesSource = Extract<GatewayConfig['discovery'], { kind: 'kubernetes' }>;
 
 /** The Service label that names the model its workers serve (mirrored onto its EndpointSlices). */
 export const MODEL_LABEL = 'airlock.dev/model';
+/** Set on every EndpointSlice by the EndpointSlice controller: the Service the slice belongs to. */
+const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 /** The Service port name the worker's gRPC listens on; the first port when none has this name. */
 const GRPC_PORT_NAME = 'grpc';
 const RESTART_DELAY_MS = 2000;
@@ -24,18 +25,8 @@ export class KubernetesDiscovery {
     private readonly source: KubernetesSource,
     private readonly pool: WorkerPool,
     private readonly logger: Logger,
+    kubeconfig: k8s.KubeConfig = kubeConfigFor(source),
   ) {
-    const kubeconfig = new k8s.KubeConfig();
-    if (source.kubeconfig) {
-      kubeconfig.loadFromOptions({
-        clusters: [{ name: 'airlock', server: source.kubeconfig.server, skipTLSVerify: true }],
-        users: [{ name: 'airlock' }],
-        contexts: [{ name: 'airlock', cluster: 'airlock', user: 'airlock' }],
-        currentContext: 'airlock',
-      });
-    } else {
-      kubeconfig.loadFromCluster();
-    }
     const api = kubeconfig.makeApiClient(k8s.DiscoveryV1Api);
     const { namespace, selector } = source;
     this.informer = k8s.makeInformer(
@@ -69,6 +60,11 @@ export class KubernetesDiscovery {
     await this.informer.stop().catch(() => undefined);
   }
 
+  /** The worker pools behind the watched slices, by model (for scaling and the admin model list). */
+  deployments(): Map<string, WorkerDeployment> {
+    return workerDeploymentsOf(this.informer.list());
+  }
+
   private sync(): void {
     const endpoints = endpointsOf(this.informer.list());
     this.logger.info({ workers: endpoints.length }, 'worker endpoints updated');
@@ -93,4 +89,25 @@ export function endpointsOf(slices: readonly k8s.V1EndpointSlice[]): WorkerEndpo
     }
   }
   return [...found.values()].sort((a, b) => a.address.localeCompare(b.address));
+}
+
+/**
+ * Model → worker Deployment, from the slices' labels: the chart names a pool's Deployment like its Service.
+ * Placeholder slices (a Service with no pods) keep a pool scaled to zero visible. Ready replicas are the
+ * ready endpoints across the Service's slices.
+ */
+export function workerDeploymentsOf(slices: readonly k8s.V1EndpointSlice[]): Map<string, WorkerDeployment> {
+  const pools = new Map<string, WorkerDeployment>();
+  const sorted = [...slices].sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+  for (const slice of sorted) {
+    const model = slice.metadata?.labels?.[MODEL_LABEL];
+    const deployment = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
+    if (!model || !deployment) continue;
+    const pool = pools.get(model) ?? { model, deployment, readyReplicas: 0 };
+    // Two Services claiming one model: the first (by slice name) wins, deterministically.
+    if (pool.deployment !== deployment) continue;
+    pool.readyReplicas += (slice.endpoints ?? []).filter((e) => e.conditions?.ready !== false).length;
+    pools.set(model, pool);
+  }
+  return pools;
 }
