@@ -93,6 +93,11 @@ export class Platform {
     return `http://127.0.0.1:${this.gateway.port}`;
   }
 
+  /** The ops ports (/metrics) of the gateway, the worker and auth-audit. */
+  get opsPorts(): { gateway: number; worker: number; authAudit: number } {
+    return { gateway: this.gateway.opsPort, worker: this.workerOpsPort, authAudit: this.authAuditPorts.ops };
+  }
+
   async start(): Promise<void> {
     this.dataDir = await mkdtemp(join(tmpdir(), 'airlock-e2e-'));
     if (this.options.database === 'postgres') await this.createDatabase();

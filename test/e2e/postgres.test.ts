@@ -1,7 +1,27 @@
 // End to end on the real PostgreSQL server (AIRLOCK_TEST_DATABASE_URL; a fresh database per run):
-// the same platform as openai-api.test.ts with auth-audit on PostgreSQL instead of PGlite.
+// the same platform as openai-api.test.ts with auth-audit on PostgreSQL instead of PGlite. Also checks
+// that the three services export every metric the Helm chart's alerts, autoscalers and dashboard query.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import OpenAI from 'openai';
-import { MODEL, Platform } from './platform.js';
+import { MODEL, Platform, ROOT } from './platform.js';
+
+/** Every `airlock_*` series named in the chart's templates, files and values, histogram suffixes dropped. */
+function chartMetricNames(): string[] {
+  const chart = join(ROOT, 'helm', 'airlock');
+  const files = ['templates', 'files'].flatMap((dir) =>
+    readdirSync(join(chart, dir), { recursive: true, withFileTypes: true })
+      .filter((f) => f.isFile())
+      .map((f) => join(f.parentPath, f.name)),
+  );
+  const names = new Set<string>();
+  for (const file of [...files, join(chart, 'values.yaml')]) {
+    for (const [name] of readFileSync(file, 'utf8').matchAll(/\bairlock_[a-z0-9_]+/g)) {
+      names.add(name.replace(/_(bucket|sum|count)$/, ''));
+    }
+  }
+  return [...names].sort();
+}
 
 describe('gateway with auth-audit on PostgreSQL', () => {
   const platform = new Platform({ database: 'postgres' });
@@ -35,5 +55,30 @@ describe('gateway with auth-audit on PostgreSQL', () => {
     });
     const verify = await platform.admin('POST', '/audit/verify', {});
     expect(verify.json.ok).toBe(true);
+  });
+
+  it("exports every metric the chart's alerts, autoscalers and dashboard query, with their labels", async () => {
+    const scrapes = await Promise.all(
+      Object.values(platform.opsPorts).map(async (port) =>
+        (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
+      ),
+    );
+    const exported = new Set(
+      scrapes.flatMap((text) => [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1])),
+    );
+    const referenced = chartMetricNames();
+    expect(referenced).toEqual(
+      expect.arrayContaining([
+        'airlock_audit_batch_failures_total',
+        'airlock_gateway_requests_total',
+        'airlock_gateway_request_duration_seconds',
+        'airlock_worker_queued_requests',
+      ]),
+    );
+    expect(referenced.filter((name) => !exported.has(name))).toEqual([]);
+    // The dashboard sums gateway requests by status and durations by le (namespace is a target label).
+    const gateway = scrapes[0];
+    expect(gateway).toMatch(/^airlock_gateway_requests_total\{route="[^"]+",model="[^"]*",status="200"\} /m);
+    expect(gateway).toMatch(/^airlock_gateway_request_duration_seconds_bucket\{le="[^"]+",route="[^"]+"\} /m);
   });
 });
