@@ -59,6 +59,7 @@ export interface StartOptions {
 }
 
 const MAX_BATCH = 512;
+const CONCURRENT_BATCHES = 1;
 const DATABASE_PING_MS = 5_000;
 const RETENTION_EVERY_MS = 60 * 60 * 1000;
 
@@ -106,6 +107,7 @@ export async function startAuthAuditApp(
     };
     const appender = new AuditAppender(database.db, sealer, metrics, logger, {
       maxBatchSize: MAX_BATCH,
+      maxConcurrentBatches: CONCURRENT_BATCHES,
       onCommitted,
       clock: options.clock,
     });

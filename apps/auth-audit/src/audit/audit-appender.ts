@@ -21,6 +21,11 @@ interface Pending {
 
 export interface AuditAppenderOptions {
   maxBatchSize: number;
+  /**
+   * Batches in flight at once. Two let the next batch do its lookups and quota work while the previous one
+   * waits for its commit; they still append in turn (the chain-head lock), so the chain stays ordered.
+   */
+  maxConcurrentBatches?: number;
   /** Told the chain head after every committed batch (drives "every N records" checkpoints). */
   onCommitted?: (headSequence: number) => void;
   /** The time quota windows and records use; tests pin it so that no minute boundary can intervene. */
@@ -35,7 +40,7 @@ export interface AuditAppenderOptions {
  */
 export class AuditAppender {
   private queue: Pending[] = [];
-  private flushing: Promise<void> | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
 
   constructor(
@@ -54,31 +59,32 @@ export class AuditAppender {
     return this.submit(op) as Promise<CompleteResult>;
   }
 
-  /** Stops taking work and waits for the batch in flight. */
+  /** Stops taking work and waits for the batches in flight. */
   async close(): Promise<void> {
     this.closed = true;
-    await this.flushing;
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
   }
 
   private submit(op: BatchOp): Promise<BatchResult> {
     if (this.closed) return Promise.reject(new DatabaseUnavailableError());
     return new Promise<BatchResult>((resolve, reject) => {
       this.queue.push({ op, resolve, reject });
-      this.flushing ??= this.drain();
+      this.startBatches();
     }).then((result) => {
       if (result instanceof AuthAuditError) throw result;
       return result;
     });
   }
 
-  private async drain(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.options.maxBatchSize);
-        await this.commit(batch);
-      }
-    } finally {
-      this.flushing = undefined;
+  /** Starts a batch with everything queued, while fewer than the allowed number are in flight. */
+  private startBatches(): void {
+    while (this.queue.length > 0 && this.inFlight.size < (this.options.maxConcurrentBatches ?? 1)) {
+      const batch = this.queue.splice(0, this.options.maxBatchSize);
+      const running: Promise<void> = this.commit(batch).finally(() => {
+        this.inFlight.delete(running);
+        this.startBatches();
+      });
+      this.inFlight.add(running);
     }
   }
 

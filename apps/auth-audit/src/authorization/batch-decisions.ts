@@ -92,20 +92,19 @@ export async function runBatch(
   const keyIds = authorizeOps.flatMap((op) =>
     op.credential.type === 'api_key' ? [op.credential.key.id] : [],
   );
-  const keys = await apiKeyRepository.findByIds(trx, [...new Set(keyIds)]);
+  const { keys, tenants } = await apiKeyRepository.findWithTenants(trx, [...new Set(keyIds)]);
   const origins = await findRequestOrigins(trx, completeOps);
 
-  const tenantIds = new Set<string>();
+  // Tenants named by tokens and by completed requests, when not already loaded with a key.
+  const moreTenantIds = new Set<string>();
   for (const op of authorizeOps) {
-    if (op.credential.type === 'api_key') {
-      const key = keys.get(op.credential.key.id);
-      if (key) tenantIds.add(key.tenant);
-    } else if (op.credential.type === 'token' && op.credential.identity.tenant) {
-      tenantIds.add(op.credential.identity.tenant);
-    }
+    if (op.credential.type === 'token' && op.credential.identity.tenant)
+      moreTenantIds.add(op.credential.identity.tenant);
   }
-  for (const origin of origins.values()) if (origin.tenant) tenantIds.add(origin.tenant);
-  const tenants = await tenantRepository.findByIds(trx, [...tenantIds]);
+  for (const origin of origins.values()) if (origin.tenant) moreTenantIds.add(origin.tenant);
+  for (const id of tenants.keys()) moreTenantIds.delete(id);
+  for (const [id, tenant] of await tenantRepository.findByIds(trx, [...moreTenantIds]))
+    tenants.set(id, tenant);
 
   // Authentication, role and model checks need no locks.
   const verdicts = authorizeOps.map((op) => authenticate(op, keys, tenants, now));
@@ -149,8 +148,7 @@ export async function runBatch(
       results.push({ sequence: 0 });
     }
   }
-  await ledger.save(trx);
-  const rows = await appendToChain(trx, drafts, now);
+  const rows = await appendToChain(trx, drafts, now, ledger.changedTotals());
   rows.forEach((row, draftIndex) => {
     (results[resultIndexOfDraft[draftIndex]] as AuthorizeDecision | CompleteResult).sequence = row.sequence;
   });

@@ -1,6 +1,7 @@
 import type { Insertable, Kysely, Selectable } from 'kysely';
 import type { ApiKeysTable, AuthAuditDatabase } from '../database/database-schema.js';
 import type { Limits, RoleName } from '../auth/principal.js';
+import { tenantFromRow, type Tenant } from '../tenants/tenant.repository.js';
 
 /** An API key as stored: everything but the key text, of which only the hash is kept. */
 export interface ApiKeyRecord {
@@ -67,6 +68,57 @@ export const apiKeyRepository = {
     if (ids.length === 0) return new Map();
     const rows = await db.selectFrom('api_keys').selectAll().where('id', 'in', ids).execute();
     return new Map(rows.map((row) => [row.id, apiKeyFromRow(row)]));
+  },
+
+  /** Keys and the tenants they belong to, in one round trip (the hot path of every batch). */
+  async findWithTenants(
+    db: Db,
+    ids: string[],
+  ): Promise<{ keys: Map<string, ApiKeyRecord>; tenants: Map<string, Tenant> }> {
+    const keys = new Map<string, ApiKeyRecord>();
+    const tenants = new Map<string, Tenant>();
+    if (ids.length === 0) return { keys, tenants };
+    const rows = await db
+      .selectFrom('api_keys')
+      .leftJoin('tenants', 'tenants.id', 'api_keys.tenant_id')
+      .selectAll('api_keys')
+      .select([
+        'tenants.id as tenant_row_id',
+        'tenants.name as tenant_name',
+        'tenants.allowed_models as tenant_allowed_models',
+        'tenants.requests_per_minute as tenant_requests_per_minute',
+        'tenants.tokens_per_minute as tenant_tokens_per_minute',
+        'tenants.tokens_per_day as tenant_tokens_per_day',
+        'tenants.tokens_per_month as tenant_tokens_per_month',
+        'tenants.content_capture as tenant_content_capture',
+        'tenants.disabled as tenant_disabled',
+        'tenants.created_at as tenant_created_at',
+        'tenants.updated_at as tenant_updated_at',
+      ])
+      .where('api_keys.id', 'in', ids)
+      .execute();
+    for (const row of rows) {
+      keys.set(row.id, apiKeyFromRow(row));
+      if (row.tenant_row_id !== null) {
+        tenants.set(
+          row.tenant_row_id,
+          tenantFromRow({
+            id: row.tenant_row_id,
+            name: row.tenant_name!,
+            allowed_models: row.tenant_allowed_models!,
+            requests_per_minute: row.tenant_requests_per_minute!,
+            tokens_per_minute: row.tenant_tokens_per_minute!,
+            tokens_per_day: row.tenant_tokens_per_day!,
+            tokens_per_month: row.tenant_tokens_per_month!,
+            content_capture: row.tenant_content_capture!,
+            disabled: row.tenant_disabled!,
+            created_at: row.tenant_created_at!,
+            updated_at: row.tenant_updated_at!,
+          }),
+        );
+      }
+    }
+    return { keys, tenants };
   },
 
   async findById(db: Db, id: string): Promise<ApiKeyRecord | undefined> {

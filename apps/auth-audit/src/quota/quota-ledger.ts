@@ -1,5 +1,5 @@
-import type { Kysely } from 'kysely';
-import type { AuthAuditDatabase } from '../database/database-schema.js';
+import type { Insertable, Kysely } from 'kysely';
+import type { AuthAuditDatabase, QuotaCountersTable } from '../database/database-schema.js';
 import type { Denial, Limits } from '../auth/principal.js';
 import { secondsUntilReset, WINDOW_KINDS, windowStart, type WindowKind } from './quota-windows.js';
 
@@ -35,7 +35,7 @@ const counterKey = (subject: string, kind: WindowKind) => `${subject}|${kind}`;
 /**
  * Quota counters for one batch, inside its transaction. `lock` upserts and row-locks every counter the batch
  * touches (in a fixed order, so replicas cannot deadlock); decisions and charges then happen in memory, in
- * arrival order; `save` writes the new totals before the transaction commits. Across replicas the row locks
+ * arrival order; `changedTotals` are written with the chain append, before the transaction commits. Across replicas the row locks
  * make check-and-count atomic.
  */
 export class QuotaLedger {
@@ -118,27 +118,17 @@ export class QuotaLedger {
     }
   }
 
-  async save(trx: Db): Promise<void> {
-    const dirty = [...this.counters.values()].filter((counter) => counter.dirty);
-    if (dirty.length === 0) return;
-    await trx
-      .insertInto('quota_counters')
-      .values(
-        dirty.map((counter) => ({
-          subject: counter.subject,
-          window_kind: counter.windowKind,
-          window_start: counter.windowStart,
-          requests: counter.requests,
-          tokens: counter.tokens,
-        })),
-      )
-      .onConflict((oc) =>
-        oc.columns(['subject', 'window_kind', 'window_start']).doUpdateSet((eb) => ({
-          requests: eb.ref('excluded.requests'),
-          tokens: eb.ref('excluded.tokens'),
-        })),
-      )
-      .execute();
+  /** The new totals of every counter this batch changed, to be written before the transaction commits. */
+  changedTotals(): Insertable<QuotaCountersTable>[] {
+    return [...this.counters.values()]
+      .filter((counter) => counter.dirty)
+      .map((counter) => ({
+        subject: counter.subject,
+        window_kind: counter.windowKind,
+        window_start: counter.windowStart,
+        requests: counter.requests,
+        tokens: counter.tokens,
+      }));
   }
 
   private counter(subject: string, kind: WindowKind): Counter {
