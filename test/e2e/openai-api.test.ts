@@ -5,8 +5,22 @@ import { MODEL, Platform } from './platform.js';
 
 const STORY = ', there was a little girl named Lily. She loved to play outside in the p';
 
+const WEATHER_TOOL: OpenAI.Chat.Completions.ChatCompletionTool = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
+};
+
+/** `12s` → 12: the reset headers are whole seconds, as OpenAI writes them. */
+function resetSeconds(value: string | null): number {
+  expect(value).toMatch(/^\d+s$/);
+  return Number(value!.slice(0, -1));
+}
+
 describe('OpenAI API through the gateway (PGlite)', () => {
-  const platform = new Platform({ database: 'pglite', gateway: { queueCapacity: 0 } });
+  const platform = new Platform({ database: 'pglite' });
   let client: OpenAI;
 
   beforeAll(async () => {
@@ -94,15 +108,7 @@ describe('OpenAI API through the gateway (PGlite)', () => {
     const answer = await client.chat.completions.create({
       model: MODEL,
       messages: [{ role: 'user', content: 'Weather in Paris?' }],
-      tools: [
-        {
-          type: 'function',
-          function: {
-            name: 'get_weather',
-            parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-          },
-        },
-      ],
+      tools: [WEATHER_TOOL],
       tool_choice: { type: 'function', function: { name: 'get_weather' } },
       max_tokens: 64,
       temperature: 0,
@@ -111,6 +117,109 @@ describe('OpenAI API through the gateway (PGlite)', () => {
     expect(answer.choices[0].finish_reason).toBe('tool_calls');
     expect(call?.type === 'function' && call.function.name).toBe('get_weather');
     expect(typeof JSON.parse(call?.type === 'function' ? call.function.arguments : '{}').city).toBe('string');
+  });
+
+  it('streams a forced tool call as tool_calls deltas ending in finish_reason tool_calls', async () => {
+    const request = {
+      model: MODEL,
+      messages: [{ role: 'user' as const, content: 'Weather in Paris?' }],
+      tools: [WEATHER_TOOL],
+      tool_choice: { type: 'function' as const, function: { name: 'get_weather' } },
+      max_tokens: 64,
+      temperature: 0,
+    };
+    const whole = await client.chat.completions.create(request);
+    const wholeCall = whole.choices[0].message.tool_calls?.[0];
+    const stream = await client.chat.completions.create({ ...request, stream: true });
+    const deltas: OpenAI.Chat.Completions.ChatCompletionChunk.Choice.Delta.ToolCall[] = [];
+    const finishes: (string | null)[] = [];
+    for await (const chunk of stream) {
+      for (const choice of chunk.choices) {
+        deltas.push(...(choice.delta.tool_calls ?? []));
+        if (choice.finish_reason) finishes.push(choice.finish_reason);
+      }
+    }
+    expect(finishes).toEqual(['tool_calls']);
+    expect(deltas.length).toBeGreaterThan(0);
+    expect(deltas[0]).toMatchObject({
+      index: 0,
+      id: expect.stringMatching(/\S/),
+      type: 'function',
+      function: { name: 'get_weather' },
+    });
+    expect(new Set(deltas.map((d) => d.index))).toEqual(new Set([0]));
+    const streamedArguments = deltas.map((d) => d.function?.arguments ?? '').join('');
+    // Greedy: the same call as the non-streamed answer, argument for argument.
+    expect(JSON.parse(streamedArguments)).toEqual(
+      JSON.parse(wholeCall?.type === 'function' ? wholeCall.function.arguments : 'null'),
+    );
+    // The SDK's own accumulator rebuilds the call from the deltas.
+    const final = await client.chat.completions.stream(request).finalChatCompletion();
+    expect(final.choices[0].finish_reason).toBe('tool_calls');
+    expect(final.choices[0].message.tool_calls?.[0]).toMatchObject({
+      type: 'function',
+      function: { name: 'get_weather', arguments: streamedArguments },
+    });
+  });
+
+  it('answers n choices and counts the prompt once in usage (and in the audit record), as OpenAI does', async () => {
+    const request = {
+      model: MODEL,
+      messages: [{ role: 'user' as const, content: 'Hi' }],
+      max_tokens: 8,
+      temperature: 0,
+    };
+    const single = await client.chat.completions.create(request);
+    const { prompt_tokens: prompt, completion_tokens: generated } = single.usage!;
+    const { data: multi, request_id } = await client.chat.completions
+      .create({ ...request, n: 3 })
+      .withResponse();
+    expect(multi.choices.map((c) => [c.index, c.message.content, c.finish_reason])).toEqual(
+      [0, 1, 2].map((i) => [i, single.choices[0].message.content, single.choices[0].finish_reason]),
+    );
+    expect(multi.usage).toMatchObject({
+      prompt_tokens: prompt,
+      completion_tokens: 3 * generated,
+      total_tokens: prompt + 3 * generated,
+    });
+    const completion = (await platform.auditRecords(request_id!)).find((r) => r.kind === 'completion');
+    expect(completion).toMatchObject({ prompt_tokens: prompt, completion_tokens: 3 * generated });
+
+    const stream = await client.chat.completions.create({
+      ...request,
+      n: 2,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const texts = ['', ''];
+    const finishes: (string | null)[] = [null, null];
+    let usage: OpenAI.CompletionUsage | undefined | null;
+    for await (const chunk of stream) {
+      for (const choice of chunk.choices) {
+        texts[choice.index] += choice.delta.content ?? '';
+        finishes[choice.index] = choice.finish_reason ?? finishes[choice.index];
+      }
+      usage = chunk.usage ?? usage;
+    }
+    expect(texts).toEqual([single.choices[0].message.content, single.choices[0].message.content]);
+    expect(finishes).toEqual([single.choices[0].finish_reason, single.choices[0].finish_reason]);
+    expect(usage).toMatchObject({ prompt_tokens: prompt, completion_tokens: 2 * generated });
+
+    // Legacy completions: two prompts x n = 2 → four choices, each prompt counted once.
+    const once = { model: MODEL, max_tokens: 4, temperature: 0 };
+    const a = await client.completions.create({ ...once, prompt: 'Once upon a time' });
+    const b = await client.completions.create({ ...once, prompt: 'Hi' });
+    const both = await client.completions.create({ ...once, prompt: ['Once upon a time', 'Hi'], n: 2 });
+    expect(both.choices.map((c) => [c.index, c.text])).toEqual([
+      [0, a.choices[0].text],
+      [1, a.choices[0].text],
+      [2, b.choices[0].text],
+      [3, b.choices[0].text],
+    ]);
+    expect(both.usage).toMatchObject({
+      prompt_tokens: a.usage!.prompt_tokens + b.usage!.prompt_tokens,
+      completion_tokens: 2 * (a.usage!.completion_tokens + b.usage!.completion_tokens),
+    });
   });
 
   it('constrains output to a JSON schema', async () => {
@@ -164,7 +273,10 @@ describe('OpenAI API through the gateway (PGlite)', () => {
       maxRetries: 0,
     });
     await limited.chat.completions.create(chat);
-    const refused = await limited.chat.completions.create(chat).catch((e: unknown) => e);
+    let refused = await limited.chat.completions.create(chat).catch((e: unknown) => e);
+    // Quotas count per calendar minute: had a new minute begun in between, the next one is refused.
+    if (!(refused instanceof OpenAI.RateLimitError))
+      refused = await limited.chat.completions.create(chat).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
     expect(
       Number((refused as InstanceType<typeof OpenAI.RateLimitError>).headers?.get('retry-after')),
@@ -197,35 +309,162 @@ describe('OpenAI API through the gateway (PGlite)', () => {
     expect(completion.completion_tokens).toBeGreaterThanOrEqual(2);
   });
 
-  it('returns 429 with Retry-After when the queue is full, and the SDK retries it', async () => {
-    // queueCapacity is 0 in this suite: with every in-flight place taken, the next request is refused.
+  it('returns 429 with Retry-After when the queue is full, streamed or not, and the SDK retries it', async () => {
+    // A gateway with no wait queue, and the worker frozen (SIGSTOP) so that the 8 in-flight places
+    // (4 slots x 2) stay taken however fast the machine is; it polls worker status rarely, so the frozen
+    // worker stays chosen.
+    const gateway = await platform.startGateway({ queueCapacity: 0, workerStatusIntervalMs: 60_000 });
+    const sdk = (maxRetries: number) =>
+      new OpenAI({ baseURL: `http://127.0.0.1:${gateway.port}/v1`, apiKey: platform.adminKey, maxRetries });
+    const refusals = async () =>
+      (await gateway.metrics.requests.get()).values
+        .filter((v) => v.labels.status === '429')
+        .reduce((total, v) => total + v.value, 0);
     const abort = new AbortController();
     const long = {
       model: MODEL,
       messages: [{ role: 'user' as const, content: 'Once' }],
-      max_tokens: 1900,
+      max_tokens: 64,
       stream: true as const,
     };
-    const streams = await Promise.all(
-      Array.from({ length: 8 }, () => client.chat.completions.create(long, { signal: abort.signal })),
-    );
-    const drains = streams.map((s) =>
-      (async () => {
-        for await (const chunk of s) void chunk;
-      })().catch(() => undefined),
-    );
-    const retrying = new OpenAI({ baseURL: `${platform.url}/v1`, apiKey: platform.adminKey, maxRetries: 3 });
-    const answer = retrying.chat.completions.create({
-      model: MODEL,
-      messages: [{ role: 'user', content: 'x' }],
-      max_tokens: 2,
-    });
-    await platform.until(async () =>
-      (await platform.gateway.metrics.requests.get()).values.some((v) => v.labels.status === '429'),
-    );
-    abort.abort();
-    await Promise.all(drains);
+    let answer: Promise<OpenAI.Chat.Completions.ChatCompletion> | undefined;
+    platform.pauseWorker();
+    try {
+      const held = Array.from({ length: 8 }, () =>
+        sdk(0)
+          .chat.completions.create(long, { signal: abort.signal })
+          .then(async (stream) => {
+            for await (const chunk of stream) void chunk;
+          })
+          .catch(() => undefined),
+      );
+      await platform.until(() => gateway.pool.list()[0].inFlight.get(MODEL) === 8);
+      // A stream is refused with a real 429 before any event, not an empty 200.
+      const refused = await sdk(0)
+        .chat.completions.create(long)
+        .catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+      const rateLimited = refused as InstanceType<typeof OpenAI.RateLimitError>;
+      expect(Number(rateLimited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(rateLimited.code).toBe('queue_full');
+      answer = sdk(3).chat.completions.create({
+        model: MODEL,
+        messages: [{ role: 'user', content: 'x' }],
+        max_tokens: 2,
+      });
+      await platform.until(async () => (await refusals()) >= 2); // the retrying request was refused once
+      abort.abort();
+      await Promise.all(held);
+    } finally {
+      platform.resumeWorker();
+    }
     expect((await answer).choices).toHaveLength(1);
+    // The suite's own gateway may have taken the frozen worker out; it is probed back in.
+    await platform.until(() => platform.gateway.pool.list()[0].alive);
+  });
+
+  it('sends x-ratelimit-* headers with the quota left, and Retry-After with them on a 429', async () => {
+    const limit = { requests: 3, tokens: 100_000 };
+    const limited = new OpenAI({
+      baseURL: `${platform.url}/v1`,
+      apiKey: await platform.createKey({
+        requests_per_minute: limit.requests,
+        tokens_per_minute: limit.tokens,
+      }),
+      maxRetries: 0,
+    });
+    const chat = { model: MODEL, messages: [{ role: 'user' as const, content: 'x' }], max_tokens: 2 };
+    const first = await limited.chat.completions.create(chat).withResponse();
+    const h1 = first.response.headers;
+    expect(h1.get('x-ratelimit-limit-requests')).toBe(String(limit.requests));
+    expect(h1.get('x-ratelimit-remaining-requests')).toBe(String(limit.requests - 1));
+    expect(h1.get('x-ratelimit-limit-tokens')).toBe(String(limit.tokens));
+    expect(h1.get('x-ratelimit-remaining-tokens')).toBe(String(limit.tokens)); // charged when it completes
+    const reset1 = resetSeconds(h1.get('x-ratelimit-reset-requests'));
+    expect(reset1).toBeGreaterThanOrEqual(1);
+    expect(reset1).toBeLessThanOrEqual(60);
+    expect(resetSeconds(h1.get('x-ratelimit-reset-tokens'))).toBe(reset1);
+
+    await platform.auditRecords(first.request_id!); // its completion (and token charge) is committed
+    const used = first.data.usage!.total_tokens;
+    const h2 = (await limited.chat.completions.create(chat).withResponse()).response.headers;
+    // Quotas are per calendar minute: a later reset than before means a new window began in between.
+    if (resetSeconds(h2.get('x-ratelimit-reset-requests')) <= reset1) {
+      expect(h2.get('x-ratelimit-remaining-requests')).toBe(String(limit.requests - 2));
+      expect(h2.get('x-ratelimit-remaining-tokens')).toBe(String(limit.tokens - used));
+    } else {
+      expect(h2.get('x-ratelimit-remaining-requests')).toBe(String(limit.requests - 1));
+    }
+
+    // Spend the rest of the window: the refusal is a 429 the SDK maps, with Retry-After up to the reset.
+    let refused: unknown = null;
+    for (let i = 0; i < 2 * limit.requests + 2 && !refused; i++) {
+      refused = await limited.chat.completions.create(chat).then(
+        () => null,
+        (e: unknown) => e,
+      );
+    }
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    const headers = (refused as InstanceType<typeof OpenAI.RateLimitError>).headers;
+    const retryAfter = Number(headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(headers.get('x-ratelimit-remaining-requests')).toBe('0');
+    expect(resetSeconds(headers.get('x-ratelimit-reset-requests'))).toBe(retryAfter);
+    expect(headers.get('x-request-id')).toBeTruthy();
+  });
+
+  it('answers 504 when a request outlives its timeout or the worker stops producing tokens', async () => {
+    // Deterministic on any machine: the worker process is frozen (SIGSTOP), so no token can arrive.
+    // Each gateway polls worker status rarely, so the frozen worker stays chosen until the timer fires.
+    const gatewayWith = async (timeouts: { requestTimeoutMs: number; idleTimeoutMs: number }) =>
+      new OpenAI({
+        baseURL: `http://127.0.0.1:${(await platform.startGateway({ ...timeouts, workerStatusIntervalMs: 60_000 })).port}/v1`,
+        apiKey: platform.adminKey,
+        maxRetries: 0,
+      });
+    const requestTimeout = await gatewayWith({ requestTimeoutMs: 300, idleTimeoutMs: 60_000 });
+    const idleTimeout = await gatewayWith({ requestTimeoutMs: 60_000, idleTimeoutMs: 300 });
+    const chat = { model: MODEL, messages: [{ role: 'user' as const, content: 'Once' }], max_tokens: 64 };
+    platform.pauseWorker();
+    let timedOut: unknown;
+    let stalled: unknown;
+    try {
+      timedOut = await requestTimeout.chat.completions.create(chat).catch((e: unknown) => e);
+      stalled = await idleTimeout.chat.completions.create({ ...chat, stream: true }).catch((e: unknown) => e);
+    } finally {
+      platform.resumeWorker();
+    }
+    for (const [error, code] of [
+      [timedOut, 'timeout'],
+      [stalled, 'idle_timeout'],
+    ] as const) {
+      expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+      const apiError = error as InstanceType<typeof OpenAI.InternalServerError>;
+      expect(apiError.status).toBe(504);
+      expect(apiError.code).toBe(code);
+      const completion = (await platform.auditRecords(apiError.requestID!)).find(
+        (r) => r.kind === 'completion',
+      );
+      expect(completion).toMatchObject({ outcome: 'failed', status_code: 504, error_class: code });
+    }
+    // The main gateway may have taken the frozen worker out; it is probed back in.
+    await platform.until(() => platform.gateway.pool.list()[0].alive);
+  });
+
+  it('answers a clear 501 to a scale request: static discovery has no Deployment to scale', async () => {
+    const { status, json } = await platform.admin('PUT', `/models/${MODEL}/replicas`, { replicas: 2 });
+    expect(status).toBe(501);
+    expect(json.error).toMatchObject({
+      type: 'invalid_request_error',
+      code: 'scaling_unsupported',
+      message: expect.stringContaining('AIRLOCK_DISCOVERY=kubernetes'),
+    });
+    const listed = await platform.admin('GET', '/models');
+    expect((listed.json.data as { id: string; replicas: unknown }[])[0]).toMatchObject({
+      id: MODEL,
+      replicas: null,
+    });
   });
 
   it('fails closed while auth-audit is down, and recovers when it is back', async () => {

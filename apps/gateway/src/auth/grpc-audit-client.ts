@@ -156,10 +156,12 @@ export class GrpcAuditClient implements AuthAuditClient {
 
 function refusal(response: audit.AuthorizeResponse): ApiError {
   const map = FROM_GRPC[response.grpcStatus] ?? FROM_GRPC[grpc.status.PERMISSION_DENIED];
-  const error = map(response.message, response.retryAfterSeconds);
-  if (response.denialReason === 'DENIAL_REASON_MODEL_FORBIDDEN') {
-    return new ApiError(403, 'permission_error', response.message, 'model_not_allowed', 'model');
-  }
+  const error =
+    response.denialReason === 'DENIAL_REASON_MODEL_FORBIDDEN'
+      ? new ApiError(403, 'permission_error', response.message, 'model_not_allowed', 'model')
+      : map(response.message, response.retryAfterSeconds);
+  // As OpenAI does, a refusal still says how much quota is left (a 429 shows which limit was hit).
+  Object.assign(error.headers, rateLimitHeaders(response.rateLimit));
   return error;
 }
 

@@ -1,4 +1,5 @@
 import { Catch, HttpException, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '@airlock/telemetry';
 import { ApiError } from './api-error.js';
@@ -66,8 +67,20 @@ export class OpenAiErrorFilter implements ExceptionFilter {
         'unhandled error',
       );
     }
-    if (reply.sent || reply.raw.headersSent) {
+    if (reply.raw.headersSent) {
       reply.raw.end();
+      return;
+    }
+    if (reply.sent) {
+      // A stream hijacks the reply before its first event; failing before that event (queue full, no
+      // worker, timeout) it still owes the client a real status, not an empty 200.
+      reply.raw
+        .writeHead(apiError.status, {
+          ...(reply.getHeaders() as OutgoingHttpHeaders),
+          ...apiError.headers,
+          'content-type': 'application/json; charset=utf-8',
+        })
+        .end(JSON.stringify(apiError.toBody()));
       return;
     }
     void reply.status(apiError.status).headers(apiError.headers).send(apiError.toBody());

@@ -54,7 +54,7 @@ export class InferenceService {
         (client, deadline) => client.chat(request, deadline),
       ),
     );
-    const choices = Array.from({ length: parsed.n }, () => new ChatChoice());
+    const choices = Array.from({ length: parsed.n }, (_, index) => new ChatChoice(index === 0));
     return this.run(exchange, ctx, generations, sse, {
       opening: () =>
         choices.map((_, index) => ({
@@ -94,7 +94,8 @@ export class InferenceService {
         (client, deadline) => client.complete(request, deadline),
       ),
     );
-    const choices = requests.map(() => new TextChoice());
+    // Choice i answers prompt ⌊i/n⌋: the first choice of each prompt counts its prompt tokens.
+    const choices = requests.map((_, index) => new TextChoice(index % parsed.n === 0));
     return this.run(exchange, ctx, generations, sse, {
       opening: () => [],
       onEvent: (index, event) => choices[index].apply(event, exchange, index),
@@ -264,6 +265,8 @@ export class InferenceService {
 
 /** One chat choice: turns worker events into stream deltas and keeps the collected message. */
 class ChatChoice {
+  constructor(private readonly countsPrompt: boolean) {}
+
   private content = '';
   private reasoning = '';
   private readonly toolCalls: ToolCall[] = [];
@@ -295,7 +298,7 @@ class ChatChoice {
       }
       case 'finish': {
         this.finish = event.finish;
-        addUsage(exchange.usage, event.finish.usage);
+        addUsage(exchange.usage, event.finish.usage, this.countsPrompt);
         exchange.onUsage();
         const rest = this.text.flush();
         this.content += rest;
@@ -328,6 +331,8 @@ class ChatChoice {
 
 /** One legacy-completion choice. */
 class TextChoice {
+  constructor(private readonly countsPrompt: boolean) {}
+
   private text = '';
   private finish: Finish | null = null;
   private readonly deltas = new WholeCharacterDeltas();
@@ -340,7 +345,7 @@ class TextChoice {
       return piece ? { index, text: piece, logprobs: null, finish_reason: null } : null;
     }
     this.finish = event.finish;
-    addUsage(exchange.usage, event.finish.usage);
+    addUsage(exchange.usage, event.finish.usage, this.countsPrompt);
     exchange.onUsage();
     const rest = this.deltas.flush();
     this.text += rest;

@@ -25,11 +25,17 @@ export function toOpenAiUsage(usage: Usage): OpenAiUsage {
   };
 }
 
-export function addUsage(total: Usage, add: Usage | undefined): void {
+/**
+ * Adds one generation's usage to the request's. `countPrompt` is false for the 2nd..nth choice of the same
+ * prompt: as OpenAI does with `n`, a prompt counts once while completion tokens add up over the choices.
+ */
+export function addUsage(total: Usage, add: Usage | undefined, countPrompt = true): void {
   if (!add) return;
-  total.promptTokens += add.promptTokens;
+  if (countPrompt) {
+    total.promptTokens += add.promptTokens;
+    total.cachedTokens += add.cachedTokens;
+  }
   total.completionTokens += add.completionTokens;
-  total.cachedTokens += add.cachedTokens;
 }
 
 export function toOpenAiToolCall(call: ToolCall) {
