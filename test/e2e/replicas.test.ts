@@ -3,7 +3,13 @@
 // FAKE (apps/gateway/test/fake-kubernetes-api.ts, an in-process HTTP server: no cluster can run here) whose
 // EndpointSlice points the gateway at the real worker and which records every scale patch.
 import { FakeKubernetesApi, fakeSlice } from '../../apps/gateway/test/fake-kubernetes-api.js';
-import { MODEL, Platform, type Json } from './platform.js';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { MODEL, Platform, ROOT, type Json } from './platform.js';
+
+const run = promisify(execFile);
+const CLI = join(ROOT, 'apps', 'cli', 'bin', 'airlock.mjs');
 
 const DEPLOYMENT = 'airlock-worker-stories260k';
 /** A pool scaled to zero: its Service exists (a placeholder slice), no pod does. */
@@ -153,6 +159,22 @@ describe('PUT /admin/v1/models/{id}/replicas (Kubernetes discovery, fake API ser
     expect(records.find((r) => r.kind === 'request')).toMatchObject({
       action: 'models.manage',
       outcome: 'allowed',
+    });
+  });
+
+  it('scales from the CLI (`airlock models scale`), which exits non-zero with the API message on refusal', async () => {
+    const airlock = (args: string[], key = platform.adminKey) =>
+      run(process.execPath, [CLI, '--url', platform.url, '--key', key, ...args]);
+    const table = (await airlock(['models', 'scale', MODEL, '2'])).stdout;
+    expect(table).toMatch(new RegExp(`${MODEL}\\s+${DEPLOYMENT}\\s+\\d+\\s+2`));
+    expect(api.patches.at(-1)).toMatchObject({ deployment: DEPLOYMENT, body: { spec: { replicas: 2 } } });
+    await expect(airlock(['models', 'scale', MODEL, 'two'])).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('whole number'),
+    });
+    await expect(airlock(['models', 'scale', MODEL, '1'], userKey)).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('403'),
     });
   });
 

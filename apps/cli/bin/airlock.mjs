@@ -221,6 +221,15 @@ models.command('status').action(async (_options, command) => {
   );
   print(command, rows, ['worker', 'alive', 'model', 'state', 'slots', 'queue', 'kv', 'tokens/s']);
 });
+models
+  .command('scale <model> <replicas>')
+  .description("set the replicas of a model's worker Deployment (Kubernetes discovery only)")
+  .action(async (model, replicas, _options, command) => {
+    if (!/^\d+$/.test(replicas)) throw new Error(`replicas must be a whole number, got "${replicas}"`);
+    const body = { replicas: Number(replicas) };
+    const scaled = await json(command, 'PUT', `/admin/v1/models/${encodeURIComponent(model)}/replicas`, body);
+    print(command, scaled, ['model', 'deployment', 'previous', 'desired', 'ready']);
+  });
 
 program
   .command('chat <prompt>')
