@@ -12,7 +12,7 @@ import type { AuthAuditSettings } from './config/auth-audit-settings.js';
 import { openDatabase, pgliteDirectory, type DatabaseHandle } from './database/database.js';
 import { migrate } from './database/migrations.js';
 import { AuthAuditMetrics } from './metrics/auth-audit-metrics.js';
-import { CheckpointSigner } from './audit/checkpoint-signer.js';
+import { CheckpointSigner, readPublicKeys } from './audit/checkpoint-signer.js';
 import { ContentSealer } from './audit/content-sealer.js';
 import { OidcVerifier } from './auth/oidc-verifier.js';
 import { Checkpointer, type CheckpointRow } from './audit/checkpointer.js';
@@ -117,7 +117,9 @@ export async function startAuthAuditApp(
       await checkpointer.checkpointNow().catch(() => undefined);
     });
     const journal = new AdminJournal(database.db, metrics, onCommitted);
-    const verifier = new ChainVerifier(database.db, new Map([[signer.keyId, signer.publicKeyPem]]));
+    const trustedKeys = await readPublicKeys(settings.previousSigningKeysFile);
+    trustedKeys.set(signer.keyId, signer.publicKeyPem);
+    const verifier = new ChainVerifier(database.db, trustedKeys);
     const authenticator = new Authenticator(database.db, oidc, metrics);
     const gate = new AdminGate(authenticator, journal);
 

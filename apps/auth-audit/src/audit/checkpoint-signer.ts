@@ -73,6 +73,22 @@ export class CheckpointSigner {
   }
 }
 
+/** key id → SPKI PEM of each public key in a PEM bundle (earlier signing keys, after a rotation). */
+export async function readPublicKeys(path: string | undefined): Promise<Map<string, string>> {
+  const keys = new Map<string, string>();
+  if (!path) return keys;
+  const blocks =
+    (await readFile(path, 'utf8')).match(/-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g) ?? [];
+  for (const block of blocks) {
+    const key = createPublicKey(block);
+    if (key.asymmetricKeyType !== 'ed25519')
+      throw new Error('AIRLOCK_AUDIT_PREVIOUS_SIGNING_KEYS_FILE: Ed25519 keys only');
+    keys.set(signingKeyId(key), key.export({ type: 'spki', format: 'pem' }).toString());
+  }
+  if (keys.size === 0) throw new Error('AIRLOCK_AUDIT_PREVIOUS_SIGNING_KEYS_FILE: no PUBLIC KEY block found');
+  return keys;
+}
+
 export function verifyCheckpointSignature(
   checkpoint: CheckpointFields,
   signature: string,

@@ -13,6 +13,8 @@ export interface AuthAuditSettings {
   /** Bootstrap admin key text (a Kubernetes Secret in production). */
   adminKey?: string;
   signingKeyFile?: string;
+  /** Public keys (PEM, concatenated) of earlier signing keys, so checkpoints signed before a rotation verify. */
+  previousSigningKeysFile?: string;
   contentKeysFile?: string;
   checkpointEveryRecords: number;
   checkpointIntervalSeconds: number;
@@ -94,6 +96,7 @@ const environmentSchema = z.object({
   AIRLOCK_ADMIN_KEY: optionalText,
   AIRLOCK_AUDIT_SIGNING_KEY_FILE: optionalText,
   AIRLOCK_AUDIT_CONTENT_KEYS_FILE: optionalText,
+  AIRLOCK_AUDIT_PREVIOUS_SIGNING_KEYS_FILE: optionalText,
   AIRLOCK_AUDIT_CHECKPOINT_EVERY_RECORDS: positiveInt.default(1000),
   AIRLOCK_AUDIT_CHECKPOINT_INTERVAL_SECONDS: positiveInt.default(60),
   AIRLOCK_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).default(0),
@@ -162,6 +165,7 @@ export function loadAuthAuditSettings(env: NodeJS.ProcessEnv = process.env): Aut
     databasePoolSize: e.AIRLOCK_DATABASE_POOL_SIZE,
     adminKey: e.AIRLOCK_ADMIN_KEY,
     signingKeyFile: e.AIRLOCK_AUDIT_SIGNING_KEY_FILE,
+    previousSigningKeysFile: e.AIRLOCK_AUDIT_PREVIOUS_SIGNING_KEYS_FILE,
     contentKeysFile: e.AIRLOCK_AUDIT_CONTENT_KEYS_FILE,
     checkpointEveryRecords: e.AIRLOCK_AUDIT_CHECKPOINT_EVERY_RECORDS,
     checkpointIntervalSeconds: e.AIRLOCK_AUDIT_CHECKPOINT_INTERVAL_SECONDS,
