@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseApiKey } from '../keys/api-key-format.js';
 
 /** Every setting of the service, validated once at boot; a bad value stops the process naming the variable. */
 export interface AuthAuditSettings {
@@ -93,7 +94,15 @@ const environmentSchema = z.object({
       .optional(),
   ),
   AIRLOCK_DATABASE_POOL_SIZE: positiveInt.max(100).default(10),
-  AIRLOCK_ADMIN_KEY: optionalText,
+  AIRLOCK_ADMIN_KEY: optionalText.pipe(
+    z
+      .string()
+      .refine(
+        (text) => parseApiKey(text) !== undefined,
+        'expected "alk_<id>_<secret>" (id: 4-32 of [a-z0-9]; secret: 32+ of [A-Za-z0-9_-])',
+      )
+      .optional(),
+  ),
   AIRLOCK_AUDIT_SIGNING_KEY_FILE: optionalText,
   AIRLOCK_AUDIT_CONTENT_KEYS_FILE: optionalText,
   AIRLOCK_AUDIT_PREVIOUS_SIGNING_KEYS_FILE: optionalText,
