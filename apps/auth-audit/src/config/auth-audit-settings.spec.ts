@@ -26,6 +26,7 @@ describe('auth-audit settings', () => {
     expect(() => loadAuthAuditSettings({ AIRLOCK_OIDC_ALGORITHMS: 'HS256' })).toThrow(
       /AIRLOCK_OIDC_ALGORITHMS/,
     );
+    expect(() => loadAuthAuditSettings({ AIRLOCK_ADMIN_KEY: 'changeme' })).toThrow(/AIRLOCK_ADMIN_KEY/);
   });
 
   it('refuses a half-configured OIDC setup, naming what is missing', () => {
