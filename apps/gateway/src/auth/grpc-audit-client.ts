@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { AUDIT_PROTO_FILE, PROTO_LOADER_OPTIONS, type audit } from '@airlock/contracts';
 import { ApiError } from '../errors/api-error.js';
+import { CHANNEL_OPTIONS, startCall } from '../grpc-calls.js';
 import type {
   AuthAuditClient,
   Authorization,
@@ -68,10 +69,7 @@ export class GrpcAuditClient implements AuthAuditClient {
       };
       stubConstructor = loaded.airlock.audit.v1.AuditService;
     }
-    this.stub = new stubConstructor(address, grpc.credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-    });
+    this.stub = new stubConstructor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
   }
 
   async authorize(input: AuthorizeInput): Promise<Authorization> {
@@ -130,7 +128,7 @@ export class GrpcAuditClient implements AuthAuditClient {
 
   /** A server-streaming admin RPC (the audit export), as an async iterable of its messages. */
   adminStream<Res>(method: string, request: object, signal: AbortSignal): AsyncIterable<Res> {
-    const call = this.stub[method](request, {});
+    const call = startCall(() => this.stub[method](request, {}));
     signal.addEventListener('abort', () => call.cancel(), { once: true });
     return (async function* () {
       try {
@@ -147,8 +145,10 @@ export class GrpcAuditClient implements AuthAuditClient {
 
   private unary<Res>(method: string, request: unknown): Promise<Res> {
     return new Promise((resolve, reject) => {
-      this.stub[method](request, { deadline: new Date(Date.now() + this.timeoutMs) }, (error, response) =>
-        error ? reject(error) : resolve(response as Res),
+      startCall(() =>
+        this.stub[method](request, { deadline: Date.now() + this.timeoutMs }, (error, response) =>
+          error ? reject(error) : resolve(response as Res),
+        ),
       );
     });
   }

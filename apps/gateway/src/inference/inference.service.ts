@@ -20,7 +20,7 @@ import { generate } from '../workers/generation.js';
 import { isRetryable, isWorkerDown, workerErrorToApiError } from '../workers/worker-errors.js';
 import type { WorkerPool } from '../workers/worker-pool.js';
 import { Exchange, type RequestContext } from './exchange.js';
-import { mergeIndexed, primeAll } from './streams.js';
+import { mergeIndexed, primeAll, type EventStream } from './streams.js';
 
 /** How a streamed or collected answer ends: the status and outcome the audit record gets. */
 interface Ending {
@@ -188,7 +188,7 @@ export class InferenceService {
       includeUsage: boolean;
     },
   ): Promise<object | void> {
-    let primed: AsyncGenerator<E>[];
+    let primed: EventStream<E>[];
     try {
       primed = await primeAll(generations, ctx.abort);
     } catch (error) {

@@ -5,7 +5,7 @@
 export async function primeAll<E>(
   generators: AsyncGenerator<E>[],
   abort: AbortController,
-): Promise<AsyncGenerator<E>[]> {
+): Promise<EventStream<E>[]> {
   const firsts = await Promise.allSettled(generators.map((g) => g.next()));
   const failure = firsts.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failure) {
@@ -16,15 +16,32 @@ export async function primeAll<E>(
   return generators.map((g, i) => primed((firsts[i] as PromiseFulfilledResult<IteratorResult<E>>).value, g));
 }
 
-async function* primed<E>(first: IteratorResult<E>, rest: AsyncGenerator<E>): AsyncGenerator<E> {
-  try {
-    if (first.done) return;
-    yield first.value;
-    yield* rest;
-  } finally {
-    // Runs when the consumer stops early, too: the inner generator cancels its gRPC call.
-    await rest.return(undefined);
-  }
+/** A generation whose first event has been read: iterate it, or `return()` to stop (and cancel) it. */
+export interface EventStream<E> extends AsyncIterableIterator<E> {
+  return(): Promise<IteratorResult<E>>;
+}
+
+/**
+ * The first event from memory, then the generator's own. A plain iterator rather than an async generator
+ * with `yield*`, which would add a round of promise hops to every token.
+ */
+function primed<E>(first: IteratorResult<E>, rest: AsyncGenerator<E>): EventStream<E> {
+  let pending: IteratorResult<E> | null = first;
+  const stream: EventStream<E> = {
+    next: () => {
+      if (pending === null) return rest.next();
+      const result = pending;
+      pending = null;
+      return Promise.resolve(result);
+    },
+    // The consumer stopping early: the generator's `finally` cancels its gRPC call (freeing the slot).
+    return: () => {
+      pending = null;
+      return rest.return(undefined);
+    },
+    [Symbol.asyncIterator]: () => stream,
+  };
+  return stream;
 }
 
 /**
@@ -32,7 +49,7 @@ async function* primed<E>(first: IteratorResult<E>, rest: AsyncGenerator<E>): As
  * On early exit or failure it aborts the rest (through `abort`) and waits for them to clean up.
  */
 export async function* mergeIndexed<E>(
-  generators: AsyncGenerator<E>[],
+  generators: EventStream<E>[],
   abort: AbortController,
 ): AsyncGenerator<[number, E]> {
   if (generators.length === 1) {
@@ -63,7 +80,7 @@ export async function* mergeIndexed<E>(
     if (!completed) {
       abort.abort();
       for (const promise of pending.values()) promise.catch(() => undefined);
-      await Promise.allSettled(generators.map((g) => g.return(undefined)));
+      await Promise.allSettled(generators.map((g) => g.return()));
     }
   }
 }

@@ -36,8 +36,15 @@ export async function* generate<E>(
     options.onWorker?.(lease.worker.address);
     const call = start(lease.worker.client, deadline);
     let idle = false;
-    let idleTimer = setTimeout(onIdle, options.idleTimeoutMs);
+    // One timer per call, re-armed per event (not a new timer per token). While the consumer holds an
+    // event (a slow client applying backpressure) the worker is not idle: the timer only re-arms.
+    let consumerHolds = false;
+    const idleTimer = setTimeout(onIdle, options.idleTimeoutMs);
     function onIdle(): void {
+      if (consumerHolds) {
+        idleTimer.refresh();
+        return;
+      }
       idle = true;
       call.cancel();
     }
@@ -48,9 +55,10 @@ export async function* generate<E>(
     try {
       for await (const event of call as AsyncIterable<E>) {
         started = true;
-        clearTimeout(idleTimer);
+        consumerHolds = true;
         yield event;
-        idleTimer = setTimeout(onIdle, options.idleTimeoutMs);
+        consumerHolds = false;
+        idleTimer.refresh();
       }
       finished = true;
       return;

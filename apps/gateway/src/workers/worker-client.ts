@@ -11,6 +11,7 @@ import {
   type EmbedResponse,
   type GetStatusResponse,
 } from '@airlock/contracts';
+import { CHANNEL_OPTIONS, startCall } from '../grpc-calls.js';
 
 type Unary<Req, Res> = (
   request: Req,
@@ -49,27 +50,28 @@ export class WorkerClient {
   constructor(readonly address: string) {
     const Stub = workerStub();
     this.stub = new Stub(address, grpc.credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      ...CHANNEL_OPTIONS,
       // The pool does its own retries across workers; a channel retry would hide a dead worker.
       'grpc.enable_retries': 0,
     });
   }
 
   chat(request: ChatRequest, deadline: Date): grpc.ClientReadableStream<ChatResponse> {
-    return this.stub.Chat(request, { deadline });
+    return startCall(() => this.stub.Chat(request, { deadline }));
   }
 
   complete(request: CompleteRequest, deadline: Date): grpc.ClientReadableStream<CompleteResponse> {
-    return this.stub.Complete(request, { deadline });
+    return startCall(() => this.stub.Complete(request, { deadline }));
   }
 
   embed(request: EmbedRequest, deadline: Date, signal?: AbortSignal): Promise<EmbedResponse> {
-    return unary((cb) => this.stub.Embed(request, { deadline }, cb), signal);
+    return unary((cb) => startCall(() => this.stub.Embed(request, { deadline }, cb)), signal);
   }
 
   getStatus(timeoutMs: number): Promise<GetStatusResponse> {
-    return unary((cb) => this.stub.GetStatus({}, { deadline: new Date(Date.now() + timeoutMs) }, cb));
+    return unary((cb) =>
+      startCall(() => this.stub.GetStatus({}, { deadline: new Date(Date.now() + timeoutMs) }, cb)),
+    );
   }
 
   close(): void {
