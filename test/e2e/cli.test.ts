@@ -2,12 +2,12 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { MODEL, Platform, ROOT } from './platform.js';
+import { MODEL, Platform, ROOT, describeWithModels } from './platform.js';
 
 const run = promisify(execFile);
 const CLI = join(ROOT, 'apps', 'cli', 'bin', 'airlock.mjs');
 
-describe('airlock CLI', () => {
+describeWithModels('airlock CLI', () => {
   const platform = new Platform({ database: 'pglite' });
 
   beforeAll(() => platform.start(), 180_000);

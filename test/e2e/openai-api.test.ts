@@ -1,7 +1,7 @@
 // End to end: the real auth-audit (PGlite), the real worker (node-llama-cpp on stories260K) and the gateway,
 // driven with the official `openai` npm client.
 import OpenAI from 'openai';
-import { MODEL, Platform } from './platform.js';
+import { MODEL, Platform, describeWithModels } from './platform.js';
 
 const STORY = ', there was a little girl named Lily. She loved to play outside in the p';
 
@@ -19,7 +19,7 @@ function resetSeconds(value: string | null): number {
   return Number(value!.slice(0, -1));
 }
 
-describe('OpenAI API through the gateway (PGlite)', () => {
+describeWithModels('OpenAI API through the gateway (PGlite)', () => {
   const platform = new Platform({ database: 'pglite' });
   let client: OpenAI;
 

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
 import { findFreePort } from '@airlock/telemetry';
+import { TEST_MODELS_DIR } from '../support/test-models.js';
 import { gatewayConfig, type GatewayConfig } from '../../apps/gateway/src/config.js';
 import { startGatewayApp, type GatewayApp } from '../../apps/gateway/src/gateway-app.js';
 
@@ -20,12 +21,11 @@ export const MODEL = 'stories260K';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Json = any;
 
+export { describeWithModels } from '../support/test-models.js';
+
 export function modelsDir(): string {
-  const dir = process.env.AIRLOCK_TEST_MODELS_DIR ?? resolve(ROOT, '../shared/models');
-  if (!existsSync(join(dir, `${MODEL}.gguf`))) {
-    throw new Error(`${MODEL}.gguf not found in ${dir}: set AIRLOCK_TEST_MODELS_DIR`);
-  }
-  return dir;
+  if (!TEST_MODELS_DIR) throw new Error(`${MODEL}.gguf is needed: set AIRLOCK_TEST_MODELS_DIR`);
+  return TEST_MODELS_DIR;
 }
 
 function entry(app: string): string {

@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { MODEL, Platform, ROOT } from './platform.js';
+import { MODEL, Platform, ROOT, describeWithModels } from './platform.js';
 
 /** Every `airlock_*` series named in the chart's templates, files and values, histogram suffixes dropped. */
 function chartMetricNames(): string[] {
@@ -23,7 +23,7 @@ function chartMetricNames(): string[] {
   return [...names].sort();
 }
 
-describe('gateway with auth-audit on PostgreSQL', () => {
+describeWithModels('gateway with auth-audit on PostgreSQL', () => {
   const platform = new Platform({ database: 'postgres' });
 
   beforeAll(() => platform.start(), 180_000);

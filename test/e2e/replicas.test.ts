@@ -6,7 +6,7 @@ import { FakeKubernetesApi, fakeSlice } from '../../apps/gateway/test/fake-kuber
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { MODEL, Platform, ROOT, type Json } from './platform.js';
+import { MODEL, Platform, ROOT, type Json, describeWithModels } from './platform.js';
 
 const run = promisify(execFile);
 const CLI = join(ROOT, 'apps', 'cli', 'bin', 'airlock.mjs');
@@ -27,7 +27,7 @@ interface ModelEntry {
 const entry = (json: Json, id: string): ModelEntry | undefined =>
   (json.data as ModelEntry[]).find((m) => m.id === id);
 
-describe('PUT /admin/v1/models/{id}/replicas (Kubernetes discovery, fake API server)', () => {
+describeWithModels('PUT /admin/v1/models/{id}/replicas (Kubernetes discovery, fake API server)', () => {
   const api = new FakeKubernetesApi('airlock');
   let server = '';
   const platform = new Platform({

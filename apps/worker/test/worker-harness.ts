@@ -15,14 +15,7 @@ import { createLogger } from '@airlock/telemetry';
 import { startWorkerApp, type WorkerApp } from '../src/worker-app.js';
 import type { WorkerSettings } from '../src/config/worker-settings.js';
 
-/** Where CI keeps the real stories260K models (.ci/run sets it); suites needing them skip without it. */
-export const MODELS_DIR = process.env.AIRLOCK_TEST_MODELS_DIR;
-export const describeWithModels = MODELS_DIR ? describe : describe.skip;
-if (!MODELS_DIR) {
-  process.stderr.write(
-    'AIRLOCK_TEST_MODELS_DIR is unset: suites that need the stories260K models are skipped\n',
-  );
-}
+export { TEST_MODELS_DIR as MODELS_DIR, describeWithModels } from '../../../test/support/test-models.js';
 
 /** Everything the worker logged, to check that no prompt or completion text leaks into logs. */
 export class CapturedLog extends Writable {
