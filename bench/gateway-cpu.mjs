@@ -7,6 +7,7 @@
 // load on the machine. bench/gateway-latency.mjs measures the real platform; this one tracks regressions.
 //
 //   npm run build && node bench/gateway-cpu.mjs [--seconds 5] [--rounds 3] [--crowd 2000]
+//   node bench/gateway-cpu.mjs --rounds 0 --crowd 2000     # memory of a crowd on a fresh gateway only
 import { fork, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -30,6 +31,8 @@ const { values: args } = parseArgs({
     slots: { type: 'string', default: '8' },
     // Another build of the gateway to measure (e.g. a copy of apps/gateway/dist from before a change).
     gateway: { type: 'string', default: 'apps/gateway/dist/main.js' },
+    // info writes one access-log line per request (the production default); warn writes none.
+    'log-level': { type: 'string', default: 'warn' },
   },
 });
 const ROOT = resolve(import.meta.dirname, '..');
@@ -130,18 +133,20 @@ async function main() {
   const opsPort = await findFreePort();
   const main = resolve(ROOT, args.gateway);
   if (!existsSync(main)) throw new Error(`${main} is missing: run "npm run build" first`);
-  const gateway = spawn(process.execPath, [main], {
+  // GATEWAY_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" or "--trace-gc", go to the gateway's node.
+  const nodeArgs = process.env.GATEWAY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const gateway = spawn(process.execPath, [...nodeArgs, main], {
     env: {
       PATH: process.env.PATH,
       AIRLOCK_PORT: String(gatewayPort),
       AIRLOCK_OPS_PORT: String(opsPort),
       AIRLOCK_WORKERS: upstream,
       AIRLOCK_AUTH_AUDIT_ADDRESS: upstream,
-      AIRLOCK_LOG_LEVEL: 'warn',
+      AIRLOCK_LOG_LEVEL: args['log-level'],
       AIRLOCK_QUEUE_CAPACITY: '10000',
       AIRLOCK_QUEUE_TIMEOUT_SECONDS: '120',
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', nodeArgs.length > 0 ? 'inherit' : 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${gatewayPort}`;
   const headers = { authorization: 'Bearer stand-in', 'content-type': 'application/json' };
@@ -158,6 +163,10 @@ async function main() {
       headers,
       body: JSON.stringify({ model: MODEL, prompt: 'Once upon a time', max_tokens: maxTokens, stream }),
     });
+    if (response.statusCode !== 200 && process.env.BENCH_SHOW_ERRORS) {
+      console.error(response.statusCode, await response.body.text());
+      return response.statusCode;
+    }
     await response.body.dump({ limit: Infinity });
     return response.statusCode;
   };
@@ -193,35 +202,36 @@ async function main() {
   const concurrency = Number(args.concurrency);
   const streamTokens = Number(args['stream-tokens']);
   const streamConcurrency = Number(args['stream-concurrency']);
-  await loop(concurrency, 2000, () => complete(1, false));
-  await loop(streamConcurrency, 2000, () => complete(streamTokens, true));
-  const short = [];
-  const streamed = [];
-  for (let r = 0; r < Number(args.rounds); r++) {
-    const s = await measured(() => loop(concurrency, ms, () => complete(1, false)));
-    short.push({ usPerRequest: (s.cpuMs * 1000) / s.count, rps: s.count / s.seconds });
-    const t = await measured(() => loop(streamConcurrency, ms, () => complete(streamTokens, true)));
-    streamed.push({ usPerToken: (t.cpuMs * 1000) / (t.count * streamTokens) });
-  }
-  const result = {
-    shortRequest: {
+  const result = {};
+  if (Number(args.rounds) > 0) {
+    await loop(concurrency, 2000, () => complete(1, false));
+    await loop(streamConcurrency, 2000, () => complete(streamTokens, true));
+    const short = [];
+    const streamed = [];
+    for (let r = 0; r < Number(args.rounds); r++) {
+      const s = await measured(() => loop(concurrency, ms, () => complete(1, false)));
+      short.push({ usPerRequest: (s.cpuMs * 1000) / s.count, rps: s.count / s.seconds });
+      const t = await measured(() => loop(streamConcurrency, ms, () => complete(streamTokens, true)));
+      streamed.push({ usPerToken: (t.cpuMs * 1000) / (t.count * streamTokens) });
+    }
+    result.shortRequest = {
       concurrency,
       gatewayCpuUsPerRequest: round(median(short.map((s) => s.usPerRequest))),
       rps: round(median(short.map((s) => s.rps)), 0),
-    },
-    stream: {
+    };
+    result.stream = {
       concurrency: streamConcurrency,
       tokensPerStream: streamTokens,
       gatewayCpuUsPerToken: round(median(streamed.map((s) => s.usPerToken)), 2),
-    },
-  };
-  console.log(
-    `short requests (${concurrency} clients): gateway CPU ${result.shortRequest.gatewayCpuUsPerRequest} µs/request ` +
-      `(${result.shortRequest.rps} req/s, stand-in upstreams)`,
-  );
-  console.log(
-    `streams (${streamConcurrency} at once, ${streamTokens} tokens): gateway CPU ${result.stream.gatewayCpuUsPerToken} µs/token`,
-  );
+    };
+    console.log(
+      `short requests (${concurrency} clients): gateway CPU ${result.shortRequest.gatewayCpuUsPerRequest} µs/request ` +
+        `(${result.shortRequest.rps} req/s, stand-in upstreams)`,
+    );
+    console.log(
+      `streams (${streamConcurrency} at once, ${streamTokens} tokens): gateway CPU ${result.stream.gatewayCpuUsPerToken} µs/token`,
+    );
+  }
 
   const crowd = Number(args.crowd);
   if (crowd > 0) {
@@ -244,6 +254,11 @@ async function main() {
     }
     await sleep(1000);
     const holding = processStats(gateway.pid).rssKb;
+    if (process.env.BENCH_HEAP_SNAPSHOT) {
+      // With GATEWAY_NODE_ARGS=--heapsnapshot-signal=SIGUSR2: a snapshot of the gateway holding the crowd.
+      gateway.kill('SIGUSR2');
+      await sleep(Number(process.env.BENCH_HEAP_SNAPSHOT));
+    }
     standIns.send({ holdMs: 0 });
     await Promise.all(all);
     result.crowd = {

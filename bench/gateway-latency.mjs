@@ -5,22 +5,23 @@
 // database that is dropped afterwards, or PGlite with --database pglite), one worker (stories260K from
 // AIRLOCK_TEST_MODELS_DIR, else a generated smoke model) and the gateway at AIRLOCK_LOG_LEVEL=warn. The load
 // generator is this process (undici keep-alive pools for HTTP, one grpc-js channel for the worker), so it
-// competes for the same CPUs: on a 2-core machine every figure includes that.
+// competes for the same CPUs as the services: on a 2-core machine every figure includes that, and the CPU
+// time of every process (from /proc) is reported beside the latencies to show where the time goes.
 //
 //   npm run build && node bench/gateway-latency.mjs
 //   node bench/gateway-latency.mjs --phases latency,stream --duration 8 --rounds 3 --parallel 8
 //
 // Phases (each alternates direct and gateway rounds so that machine noise hits both alike):
-//   latency     short non-streamed completions (max_tokens 1) from 64 closed-loop clients: p50/p99, added
-//   stream      long streamed completions: time per token direct vs gateway, added per token
-//   throughput  authenticated, audited requests/s through the gateway (worker alone alongside)
+//   latency     short non-streamed completions (max_tokens 1) from 1 and 64 closed-loop clients: p50/p99, added
+//   stream      long streamed completions, 1 and `parallel` at once: time per token direct vs gateway
+//   throughput  authenticated, audited requests/s through the gateway (the worker alone alongside)
 //   crowd       2 000 streaming clients at once through the gateway, most queued: statuses, gateway RSS
-// Writes bench/results/gateway.json.
+// Prints a table against the issue's targets and writes bench/results/gateway.json.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,7 +39,8 @@ const { values: args } = parseArgs({
     'database-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/postgres' },
     duration: { type: 'string', default: '6' },
     rounds: { type: 'string', default: '3' },
-    concurrency: { type: 'string', default: '64' },
+    // Client counts for the latency phase: 1 shows the path's own delay, 64 is the target's load.
+    concurrency: { type: 'string', default: '1,64' },
     'throughput-concurrency': { type: 'string', default: '128' },
     parallel: { type: 'string', default: '8' },
     'stream-tokens': { type: 'string', default: '256' },
@@ -48,6 +50,8 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: 'bench/results/gateway.json' },
     // Writes a V8 CPU profile of the gateway process here (open it in Chrome DevTools or speedscope).
     'profile-gateway': { type: 'string' },
+    // Another build of the gateway's main.js (e.g. a copy of apps/gateway/dist from before a change).
+    gateway: { type: 'string' },
   },
 });
 const phases = new Set(args.phases.split(','));
@@ -61,7 +65,8 @@ const ROOT = resolve(import.meta.dirname, '..');
 const children = [];
 
 function entry(app) {
-  const main = join(ROOT, 'apps', app, 'dist', 'main.js');
+  const main =
+    app === 'gateway' && args.gateway ? resolve(args.gateway) : join(ROOT, 'apps', app, 'dist', 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run "npm run build" first`);
   return main;
 }
@@ -448,8 +453,21 @@ async function closedLoop(concurrency, ms, send) {
 
 // ---------------------------------------------------------------- phases
 
-async function latencyPhase(platform, direct, gateway) {
-  const concurrency = Number(args.concurrency);
+function medianByKey(rows) {
+  return Object.fromEntries(Object.keys(rows[0]).map((k) => [k, round(median(rows.map((r) => r[k])), 3)]));
+}
+
+function perRequestCpu(cpuMs, requests) {
+  return Object.fromEntries(Object.entries(cpuMs).map(([k, v]) => [k, v / Math.max(1, requests)]));
+}
+
+/** Wall time the audit appender spent committing, as a share of the measured interval (1 = never idle). */
+function auditBusy(inside, wallMs) {
+  return inside.auditCommitMs === null ? 0 : round((inside.auditBatches * inside.auditCommitMs) / wallMs, 2);
+}
+
+/** Short non-streamed completions, direct and through the gateway, at one concurrency. */
+async function latencyAt(platform, direct, gateway, concurrency) {
   const send = {
     direct: () => direct.complete(1),
     gateway: () => gateway.complete(1, false),
@@ -460,47 +478,53 @@ async function latencyPhase(platform, direct, gateway) {
   const rps = { direct: [], gateway: [] };
   const statuses = { direct: {}, gateway: {} };
   const cpu = { direct: [], gateway: [] };
-  let inside = null;
+  const inside = [];
   for (let r = 0; r < rounds; r++) {
     for (const path of r % 2 === 0 ? ['direct', 'gateway'] : ['gateway', 'direct']) {
       const measured = await withCpu(platform, () => closedLoop(concurrency, durationMs, send[path]));
       const { result, cpuMs } = measured;
-      if (path === 'gateway') inside = measured.inside;
+      if (path === 'gateway')
+        inside.push({ ...measured.inside, auditBusy: auditBusy(measured.inside, measured.wallMs) });
       all[path].push(...result.latencies);
       rps[path].push(result.rps);
       for (const [s, n] of Object.entries(result.statuses)) statuses[path][s] = (statuses[path][s] ?? 0) + n;
       cpu[path].push(perRequestCpu(cpuMs, result.latencies.length));
     }
   }
-  const direct_ = summarise(all.direct);
-  const gateway_ = summarise(all.gateway);
+  const d = summarise(all.direct);
+  const g = summarise(all.gateway);
+  const gatewayCpu = medianByKey(cpu.gateway);
+  const cpuSum = Object.values(gatewayCpu).reduce((a, b) => a + b, 0);
   return {
     concurrency,
     maxTokens: 1,
     direct: {
-      ...direct_,
+      ...d,
       rps: round(median(rps.direct), 0),
       statuses: statuses.direct,
-      cpuMsPerRequest: cpu.direct.at(-1),
+      cpuMsPerRequest: medianByKey(cpu.direct),
     },
     gateway: {
-      ...gateway_,
+      ...g,
       rps: round(median(rps.gateway), 0),
       statuses: statuses.gateway,
-      cpuMsPerRequest: cpu.gateway.at(-1),
+      cpuMsPerRequest: gatewayCpu,
     },
-    gatewayInside: inside,
-    addedP50: round(gateway_.p50 - direct_.p50),
-    addedP99: round(gateway_.p99 - direct_.p99),
+    // CPU of every process on the machine per audited request, and the request rate those CPUs allow.
+    gatewayPathCpuMsPerRequest: round(cpuSum, 3),
+    cpuBoundRps: round((cpus * 1000) / cpuSum, 0),
+    gatewayInside: medianByKey(inside),
+    addedP50: round(g.p50 - d.p50),
+    addedP99: round(g.p99 - d.p99),
   };
 }
 
-function medianByKey(rows) {
-  return Object.fromEntries(Object.keys(rows[0]).map((k) => [k, round(median(rows.map((r) => r[k])), 1)]));
-}
-
-function perRequestCpu(cpuMs, requests) {
-  return Object.fromEntries(Object.entries(cpuMs).map(([k, v]) => [k, round(v / Math.max(1, requests), 3)]));
+async function latencyPhase(platform, direct, gateway) {
+  const out = [];
+  for (const concurrency of args.concurrency.split(',').map(Number)) {
+    out.push(await latencyAt(platform, direct, gateway, concurrency));
+  }
+  return out;
 }
 
 async function streamPhase(platform, direct, gateway) {
@@ -516,7 +540,7 @@ async function streamPhase(platform, direct, gateway) {
     };
     const batch = async (path) => {
       const out = [];
-      let left = count;
+      let left = Math.max(count, concurrency);
       await Promise.all(
         Array.from({ length: concurrency }, async () => {
           while (left-- > 0) out.push(await send[path]());
@@ -552,12 +576,10 @@ async function streamPhase(platform, direct, gateway) {
       tokensPerStream: median(tokens.gateway),
       directMsPerToken: round(d, 4),
       gatewayMsPerToken: round(g, 4),
+      // Per token of one stream (what its reader sees), and per token the machine produces (all streams).
       addedMsPerToken: round(g - d, 4),
-      // CPU µs per streamed token of each process (medians over rounds): where the added time goes.
-      cpuUsPerToken: {
-        direct: medianByKey(cpuUs.direct),
-        gateway: medianByKey(cpuUs.gateway),
-      },
+      addedMsPerAggregateToken: round((g - d) / concurrency, 4),
+      cpuUsPerToken: { direct: medianByKey(cpuUs.direct), gateway: medianByKey(cpuUs.gateway) },
     });
   }
   return results;
@@ -572,24 +594,22 @@ async function throughputPhase(platform, direct, gateway) {
   await closedLoop(concurrency, 1500, send.gateway);
   const rps = { direct: [], gateway: [] };
   const statuses = {};
-  let cpu = null;
+  const cpu = [];
+  const inside = [];
   for (let r = 0; r < rounds; r++) {
     for (const path of ['gateway', 'direct']) {
-      const { result, cpuMs, wallMs } = await withCpu(platform, () =>
-        closedLoop(concurrency, durationMs, send[path]),
-      );
+      const measured = await withCpu(platform, () => closedLoop(concurrency, durationMs, send[path]));
+      const { result, cpuMs, wallMs } = measured;
       rps[path].push(result.rps);
       if (path === 'gateway') {
         for (const [s, n] of Object.entries(result.statuses)) statuses[s] = (statuses[s] ?? 0) + n;
-        cpu = {
-          perRequestMs: perRequestCpu(cpuMs, result.latencies.length),
-          utilisationOfOneCore: Object.fromEntries(
-            Object.entries(cpuMs).map(([k, v]) => [k, round(v / wallMs, 2)]),
-          ),
-        };
+        cpu.push(perRequestCpu(cpuMs, result.latencies.length));
+        inside.push({ ...measured.inside, auditBusy: auditBusy(measured.inside, wallMs) });
       }
     }
   }
+  const perRequest = medianByKey(cpu);
+  const cpuSum = Object.values(perRequest).reduce((a, b) => a + b, 0);
   return {
     concurrency,
     maxTokens: 1,
@@ -598,7 +618,10 @@ async function throughputPhase(platform, direct, gateway) {
     directRps: round(Math.max(...rps.direct), 0),
     directRpsMedian: round(median(rps.direct), 0),
     gatewayStatuses: statuses,
-    gatewayCpu: cpu,
+    cpuMsPerRequest: perRequest,
+    gatewayPathCpuMsPerRequest: round(cpuSum, 3),
+    cpuBoundRps: round((cpus * 1000) / cpuSum, 0),
+    gatewayInside: medianByKey(inside),
   };
 }
 
@@ -606,7 +629,7 @@ async function crowdPhase(platform) {
   const crowd = Number(args.crowd);
   const maxTokens = Number(args['crowd-tokens']);
   const client = new GatewayClient(platform.gatewayUrl, platform.apiKey, platform.model.id, crowd);
-  // Settle, then take the baseline with the gateway idle (warmed by the earlier phases or a short run here).
+  // The baseline is the gateway after it has served streams (JIT warm, heap grown to its working size).
   await closedLoop(16, 1000, () => client.complete(maxTokens, true));
   await sleep(2000);
   const baseline = processStats(platform.pids.gateway).rssKb;
@@ -615,7 +638,6 @@ async function crowdPhase(platform) {
   let peakOpen = 0;
   let rssAtPeak = baseline;
   let maxRss = baseline;
-  let errors = 0;
   const sampler = setInterval(() => {
     const rss = processStats(platform.pids.gateway).rssKb;
     maxRss = Math.max(maxRss, rss);
@@ -632,8 +654,8 @@ async function crowdPhase(platform) {
         const result = await client.complete(maxTokens, true);
         statuses[result.status] = (statuses[result.status] ?? 0) + 1;
       } catch (error) {
-        errors++;
-        statuses[error.code ?? 'error'] = (statuses[error.code ?? 'error'] ?? 0) + 1;
+        const key = error.code ?? error.message ?? 'error';
+        statuses[key] = (statuses[key] ?? 0) + 1;
       } finally {
         open--;
       }
@@ -642,13 +664,12 @@ async function crowdPhase(platform) {
   clearInterval(sampler);
   await client.close();
   const seconds = (performance.now() - started) / 1000;
-  const unexpected = Object.keys(statuses).filter((s) => s !== '200' && s !== '429');
   return {
     clients: crowd,
     maxTokens,
     seconds: round(seconds, 1),
     statuses,
-    onlyOkAnd429: unexpected.length === 0 && errors === 0,
+    onlyOkAnd429: Object.keys(statuses).every((s) => s === '200' || s === '429'),
     baselineRssKb: baseline,
     rssAtPeakOpenKb: rssAtPeak,
     maxRssKb: maxRss,
@@ -657,45 +678,108 @@ async function crowdPhase(platform) {
   };
 }
 
+// ---------------------------------------------------------------- report
+
+function targetRows(results) {
+  const rows = [];
+  const at64 = results.latency?.find((l) => l.concurrency === 64) ?? results.latency?.at(-1);
+  if (at64) {
+    rows.push([
+      `added p50, ${at64.concurrency} clients`,
+      '≤ 1 ms',
+      `${at64.addedP50} ms`,
+      at64.addedP50 <= 1,
+    ]);
+    rows.push([
+      `added p99, ${at64.concurrency} clients`,
+      '≤ 5 ms',
+      `${at64.addedP99} ms`,
+      at64.addedP99 <= 5,
+    ]);
+  }
+  for (const s of results.stream ?? []) {
+    rows.push([
+      `added per streamed token, ${s.concurrency} stream(s)`,
+      '≤ 0.2 ms',
+      `${s.addedMsPerToken} ms (${s.addedMsPerAggregateToken} ms per machine token)`,
+      s.addedMsPerToken <= 0.2,
+    ]);
+  }
+  if (results.throughput) {
+    const t = results.throughput;
+    rows.push(['authenticated, audited req/s', '≥ 1000', `${t.gatewayRps} req/s`, t.gatewayRps >= 1000]);
+  }
+  if (results.crowd) {
+    const c = results.crowd;
+    rows.push([
+      `${c.clients} streaming clients: statuses`,
+      'only 200/429',
+      JSON.stringify(c.statuses),
+      c.onlyOkAnd429,
+    ]);
+    rows.push([
+      'gateway memory per open stream',
+      '≤ 50 KB',
+      `${c.kbPerOpenStream} KiB`,
+      c.kbPerOpenStream * 1.024 <= 50,
+    ]);
+  }
+  return rows;
+}
+
+function printTable(rows) {
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  for (const [what, target, measured, met] of rows) {
+    console.log(
+      `${String(what).padEnd(widths[0])}  ${String(target).padEnd(widths[1])}  ${String(measured).padEnd(widths[2])}  ${met ? 'met' : 'MISSED'}`,
+    );
+  }
+}
+
 // ---------------------------------------------------------------- main
 
+const cpus = availableParallelism();
 const platform = await startPlatform();
 const results = {
-  machine: { cpus: (await import('node:os')).availableParallelism(), node: process.version },
-  database: args.database,
+  machine: { cpus, node: process.version, loadAverageAtStart: loadavg().map((x) => round(x)) },
+  database: args.database === 'postgres' ? 'PostgreSQL (127.0.0.1:5432, fresh database)' : 'PGlite',
   model: platform.model.id,
   workerParallel: Number(args.parallel),
+  gatewayBuild: args.gateway ?? 'apps/gateway/dist/main.js',
 };
 const direct = new DirectClient(platform.workerAddress, platform.model.id);
 const gateway = new GatewayClient(
   platform.gatewayUrl,
   platform.apiKey,
   platform.model.id,
-  Math.max(Number(args.concurrency), Number(args['throughput-concurrency'])),
+  Math.max(...args.concurrency.split(',').map(Number), Number(args['throughput-concurrency'])),
 );
 try {
   if (phases.has('latency')) {
     results.latency = await latencyPhase(platform, direct, gateway);
-    const l = results.latency;
-    console.log(
-      `latency (${l.concurrency} clients, max_tokens 1): direct p50 ${l.direct.p50} ms p99 ${l.direct.p99} ms (${l.direct.rps} req/s) | ` +
-        `gateway p50 ${l.gateway.p50} ms p99 ${l.gateway.p99} ms (${l.gateway.rps} req/s) | added p50 ${l.addedP50} ms, p99 ${l.addedP99} ms`,
-    );
-    console.log(`  CPU ms per request, direct: ${JSON.stringify(l.direct.cpuMsPerRequest)}`);
-    console.log(`  CPU ms per request, gateway: ${JSON.stringify(l.gateway.cpuMsPerRequest)}`);
-    console.log(`  inside (gateway rounds): ${JSON.stringify(l.gatewayInside)}`);
+    for (const l of results.latency) {
+      console.log(
+        `latency (${l.concurrency} clients, max_tokens 1): direct p50 ${l.direct.p50} ms p99 ${l.direct.p99} ms (${l.direct.rps} req/s) | ` +
+          `gateway p50 ${l.gateway.p50} ms p99 ${l.gateway.p99} ms (${l.gateway.rps} req/s) | added p50 ${l.addedP50} ms, p99 ${l.addedP99} ms`,
+      );
+      console.log(`  CPU ms per request through the gateway: ${JSON.stringify(l.gateway.cpuMsPerRequest)}`);
+      console.log(
+        `  = ${l.gatewayPathCpuMsPerRequest} ms of CPU per audited request → at most ${l.cpuBoundRps} req/s on ${cpus} cores; ` +
+          `inside: ${JSON.stringify(l.gatewayInside)}`,
+      );
+    }
   }
   if (phases.has('stream')) {
     results.stream = await streamPhase(platform, direct, gateway);
-    for (const s of results.stream)
+    for (const s of results.stream) {
       console.log(
         `stream (${s.concurrency} at once, ~${s.tokensPerStream} tokens): direct ${s.directMsPerToken} ms/token, ` +
-          `gateway ${s.gatewayMsPerToken} ms/token, added ${s.addedMsPerToken} ms/token`,
+          `gateway ${s.gatewayMsPerToken} ms/token, added ${s.addedMsPerToken} ms/token (${s.addedMsPerAggregateToken} per machine token)`,
       );
-    for (const s of results.stream)
       console.log(
-        `  CPU µs per token (${s.concurrency} at once): direct ${JSON.stringify(s.cpuUsPerToken.direct)}; gateway ${JSON.stringify(s.cpuUsPerToken.gateway)}`,
+        `  CPU µs per token: direct ${JSON.stringify(s.cpuUsPerToken.direct)}; gateway ${JSON.stringify(s.cpuUsPerToken.gateway)}`,
       );
+    }
   }
   if (phases.has('throughput')) {
     results.throughput = await throughputPhase(platform, direct, gateway);
@@ -704,8 +788,10 @@ try {
       `throughput (${t.concurrency} clients): gateway ${t.gatewayRps} req/s (median ${t.gatewayRpsMedian}), ` +
         `worker alone ${t.directRps} req/s (median ${t.directRpsMedian}); statuses ${JSON.stringify(t.gatewayStatuses)}`,
     );
-    console.log(`  CPU ms per request: ${JSON.stringify(t.gatewayCpu.perRequestMs)}`);
-    console.log(`  CPU use (1.0 = one core): ${JSON.stringify(t.gatewayCpu.utilisationOfOneCore)}`);
+    console.log(
+      `  CPU ms per request: ${JSON.stringify(t.cpuMsPerRequest)} = ${t.gatewayPathCpuMsPerRequest} ms → at most ${t.cpuBoundRps} req/s; ` +
+        `inside: ${JSON.stringify(t.gatewayInside)}`,
+    );
   }
   if (phases.has('crowd')) {
     results.crowd = await crowdPhase(platform);
@@ -720,6 +806,14 @@ try {
   await gateway.close();
   await platform.close();
 }
+results.targets = targetRows(results).map(([what, target, measured, met]) => ({
+  what,
+  target,
+  measured,
+  met,
+}));
+console.log('');
+printTable(targetRows(results));
 mkdirSync(resolve(ROOT, 'bench/results'), { recursive: true });
 writeFileSync(
   resolve(ROOT, args.out),

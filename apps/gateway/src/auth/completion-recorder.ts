@@ -27,8 +27,14 @@ export class CompletionRecorder {
     return this.pending.size;
   }
 
+  /**
+   * Files a record. Delivery starts on the next turn of the event loop, after the response the record
+   * describes has been written: starting the gRPC call costs ~0.1 ms of CPU the client need not wait for.
+   */
   record(record: CompletionRecord): void {
-    const delivery = this.deliver(record).finally(() => this.pending.delete(delivery));
+    const delivery = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.deliver(record))
+      .finally(() => this.pending.delete(delivery));
     this.pending.add(delivery);
   }
 
