@@ -43,7 +43,15 @@ export class KubernetesDiscovery {
       if (this.stopped) return;
       this.logger.warn({ err: (error as Error)?.message }, 'endpointslice watch failed; restarting');
       this.restartTimer = setTimeout(
-        () => void this.informer.start().catch(() => undefined),
+        () =>
+          void this.informer
+            .start()
+            .catch((restartError: unknown) =>
+              this.logger.warn(
+                { err: (restartError as Error)?.message },
+                'endpointslice watch restart failed',
+              ),
+            ),
         RESTART_DELAY_MS,
       );
     });
