@@ -10,7 +10,8 @@ import { AUDIT_PACKAGE, AUDIT_SERVICE } from '@airlock/contracts';
 import { createLogger, OpsServer, type Logger, NestPinoLogger } from '@airlock/telemetry';
 import type { AuthAuditSettings } from './config/auth-audit-settings.js';
 import { openDatabase, pgliteDirectory, type DatabaseHandle } from './database/database.js';
-import { migrate } from './database/migrations.js';
+import { migrate, prepareSchema } from './database/migrations.js';
+import { canPrune } from './database/service-roles.js';
 import { AuthAuditMetrics } from './metrics/auth-audit-metrics.js';
 import { CheckpointSigner, readPublicKeys } from './audit/checkpoint-signer.js';
 import { ContentSealer } from './audit/content-sealer.js';
@@ -69,6 +70,7 @@ export async function startAuthAuditApp(
 ): Promise<AuthAuditApp> {
   const logger = options.logger ?? createLogger({ service: 'auth-audit', level: settings.logLevel });
   await mkdir(settings.dataDir, { recursive: true });
+  if (settings.databaseMigrateUrl) await migrateDatabase(settings, logger);
   let databaseHealthy = true;
   const database = await openDatabase({
     url: settings.databaseUrl,
@@ -84,8 +86,8 @@ export async function startAuthAuditApp(
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   };
   try {
-    const applied = await migrate(database.db);
-    logger.info({ driver: database.driver, location: database.location, applied }, 'database ready');
+    const { applied, owner } = await prepareSchema(database.db, migrateOptions(settings));
+    logger.info({ driver: database.driver, location: database.location, applied, owner }, 'database ready');
 
     const signingKeyFile = settings.signingKeyFile ?? join(settings.dataDir, 'audit-signing-key.pem');
     const { signer, generated } = await CheckpointSigner.fromFile(signingKeyFile, !settings.signingKeyFile);
@@ -120,7 +122,7 @@ export async function startAuthAuditApp(
           logger.warn({ err: (error as Error).message }, 'final audit checkpoint at shutdown failed'),
         );
     });
-    const journal = new AdminJournal(database.db, metrics, onCommitted);
+    const journal = new AdminJournal(database.db, metrics, onCommitted, options.clock);
     const trustedKeys = await readPublicKeys(settings.previousSigningKeysFile);
     trustedKeys.set(signer.keyId, signer.publicKeyPem);
     const verifier = new ChainVerifier(database.db, trustedKeys);
@@ -177,7 +179,12 @@ export async function startAuthAuditApp(
     cleanups.push(() => Promise.resolve(clearInterval(pinger)));
 
     const pruneOlderThan = (cutoff: Date) => pruneAuditRecords(database.db, journal, cutoff);
-    if (settings.retentionDays > 0) {
+    // In a least-privilege install retention runs as its own role ("auth-audit prune", a CronJob).
+    const prunesHere = settings.retentionDays > 0 && (await canPrune(database.db));
+    if (settings.retentionDays > 0 && !prunesHere) {
+      logger.info('audit retention: this role may not prune; run "auth-audit prune" as the retention role');
+    }
+    if (prunesHere) {
       const prune = () => {
         const cutoff = new Date(Date.now() - settings.retentionDays * 86_400_000);
         pruneOlderThan(cutoff).then(
@@ -224,6 +231,64 @@ export async function startAuthAuditApp(
     throw error instanceof DatabaseUnavailableError
       ? new Error('audit database unavailable at start-up')
       : error;
+  }
+}
+
+function migrateOptions(settings: AuthAuditSettings) {
+  return {
+    retentionDays: settings.retentionDays,
+    runtimeRole: settings.databaseRuntimeRole,
+    retentionRole: settings.databaseRetentionRole,
+  };
+}
+
+/**
+ * Applies migrations, the retention policy and the grants with the owner's credentials
+ * (AIRLOCK_DATABASE_MIGRATE_URL, else AIRLOCK_DATABASE_URL): "auth-audit migrate", or before start-up.
+ */
+export async function migrateDatabase(settings: AuthAuditSettings, logger: Logger): Promise<number[]> {
+  const database = await openDatabase({
+    url: settings.databaseMigrateUrl ?? settings.databaseUrl,
+    pgliteDir: pgliteDirectory(settings.dataDir),
+    poolSize: 1,
+  });
+  try {
+    const applied = await migrate(database.db, migrateOptions(settings));
+    logger.info(
+      {
+        location: database.location,
+        applied,
+        runtimeRole: settings.databaseRuntimeRole,
+        retentionRole: settings.databaseRetentionRole,
+      },
+      'database migrated',
+    );
+    return applied;
+  } finally {
+    await database.close();
+  }
+}
+
+/** One retention pass as the retention role ("auth-audit prune"): a CronJob instead of the hourly timer. */
+export async function pruneDatabase(
+  settings: AuthAuditSettings,
+  logger: Logger,
+  now = new Date(),
+): Promise<PruneResult | undefined> {
+  if (settings.retentionDays <= 0) throw new Error('AIRLOCK_AUDIT_RETENTION_DAYS is 0: nothing to prune');
+  const database = await openDatabase({
+    url: settings.databaseUrl,
+    pgliteDir: pgliteDirectory(settings.dataDir),
+    poolSize: 1,
+  });
+  try {
+    const journal = new AdminJournal(database.db, new AuthAuditMetrics(), () => undefined);
+    const cutoff = new Date(now.getTime() - settings.retentionDays * 86_400_000);
+    const result = await pruneAuditRecords(database.db, journal, cutoff);
+    logger.info({ cut: result?.cut ?? 0, removed: result?.removed ?? 0 }, 'audit retention pass done');
+    return result;
+  } finally {
+    await database.close();
   }
 }
 

@@ -1,9 +1,20 @@
+import { createLogger } from '@airlock/telemetry';
 import { loadAuthAuditSettings, SettingsError } from './config/auth-audit-settings.js';
-import { startAuthAuditApp } from './auth-audit-app.js';
+import { migrateDatabase, pruneDatabase, startAuthAuditApp } from './auth-audit-app.js';
 
 // The auth-audit process: settings from AIRLOCK_* variables, stop cleanly on SIGTERM/SIGINT.
+// "auth-audit migrate" (the owner's credentials: a Helm Job) and "auth-audit prune" (the retention role's:
+// a CronJob) do one thing and exit.
 async function main(): Promise<void> {
   const settings = loadAuthAuditSettings();
+  const command = process.argv[2];
+  if (command === 'migrate' || command === 'prune') {
+    const logger = createLogger({ service: 'auth-audit', level: settings.logLevel });
+    if (command === 'migrate') await migrateDatabase(settings, logger);
+    else await pruneDatabase(settings, logger);
+    process.exit(0);
+  }
+  if (command !== undefined) throw new SettingsError(`unknown command "${command}" (migrate | prune)`);
   const app = await startAuthAuditApp(settings);
   let stopping = false;
   const stop = (signal: string) => {

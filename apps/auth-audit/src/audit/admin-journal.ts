@@ -47,6 +47,8 @@ export class AdminJournal {
     private readonly db: AuthAuditDb,
     private readonly metrics: AuthAuditMetrics,
     private readonly onCommitted: (headSequence: number) => void,
+    /** The time records carry; tests pin it (retention). */
+    private readonly clock: () => Date = () => new Date(),
   ) {}
 
   async run<T>(
@@ -59,13 +61,36 @@ export class AdminJournal {
       const { result, sequence } = await this.db.transaction().execute(async (trx) => {
         const { result, record } = await change(trx);
         if (!record) return { result, sequence: 0 };
-        const [row] = await appendToChain(trx, [adminDraft(who, context, record)], new Date());
+        const [row] = await appendToChain(trx, [adminDraft(who, context, record)], this.clock());
         return { result, sequence: row.sequence };
       });
       if (sequence > 0) {
         this.metrics.records.inc({ kind: 'admin_action' });
         this.onCommitted(sequence);
       }
+      return { result, sequence };
+    } catch (error) {
+      throw asServiceError(error);
+    }
+  }
+
+  /**
+   * Appends the record first and then makes the change, in one transaction: for changes the database
+   * admits only after their own record (audit_prune()).
+   */
+  async recordThen<T>(
+    who: RecordedActor,
+    context: AdminRequestContext,
+    record: AdminRecordFields,
+    change: (trx: AuthAuditDb) => Promise<T>,
+  ): Promise<{ result: T; sequence: number }> {
+    try {
+      const { result, sequence } = await this.db.transaction().execute(async (trx) => {
+        const [row] = await appendToChain(trx, [adminDraft(who, context, record)], this.clock());
+        return { result: await change(trx), sequence: row.sequence };
+      });
+      this.metrics.records.inc({ kind: 'admin_action' });
+      this.onCommitted(sequence);
       return { result, sequence };
     } catch (error) {
       throw asServiceError(error);

@@ -11,6 +11,11 @@ export interface AuthAuditSettings {
   /** Real PostgreSQL; when absent, PGlite under `dataDir`. */
   databaseUrl?: string;
   databasePoolSize: number;
+  /** The owner's URL: migrations run with it at start-up, the service with `databaseUrl` (a runtime role). */
+  databaseMigrateUrl?: string;
+  /** Roles the owner grants to when migrating (docs/audit-log.md, "Database roles"). */
+  databaseRuntimeRole?: string;
+  databaseRetentionRole?: string;
   /** Bootstrap admin key text (a Kubernetes Secret in production). */
   adminKey?: string;
   signingKeyFile?: string;
@@ -61,6 +66,11 @@ const optionalText = z
   .optional()
   .transform((value) => (value ? value : undefined));
 
+const roleName = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a PostgreSQL role name: [a-z_][a-z0-9_]*')
+  .optional();
+
 const roleMapSchema = z
   .string()
   .trim()
@@ -93,6 +103,14 @@ const environmentSchema = z.object({
       .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')
       .optional(),
   ),
+  AIRLOCK_DATABASE_MIGRATE_URL: optionalText.pipe(
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')
+      .optional(),
+  ),
+  AIRLOCK_DATABASE_RUNTIME_ROLE: optionalText.pipe(roleName),
+  AIRLOCK_DATABASE_RETENTION_ROLE: optionalText.pipe(roleName),
   AIRLOCK_DATABASE_POOL_SIZE: positiveInt.max(100).default(10),
   AIRLOCK_ADMIN_KEY: optionalText.pipe(
     z
@@ -172,6 +190,9 @@ export function loadAuthAuditSettings(env: NodeJS.ProcessEnv = process.env): Aut
     opsPort: e.AIRLOCK_OPS_PORT,
     databaseUrl: e.AIRLOCK_DATABASE_URL,
     databasePoolSize: e.AIRLOCK_DATABASE_POOL_SIZE,
+    databaseMigrateUrl: e.AIRLOCK_DATABASE_MIGRATE_URL,
+    databaseRuntimeRole: e.AIRLOCK_DATABASE_RUNTIME_ROLE,
+    databaseRetentionRole: e.AIRLOCK_DATABASE_RETENTION_ROLE,
     adminKey: e.AIRLOCK_ADMIN_KEY,
     signingKeyFile: e.AIRLOCK_AUDIT_SIGNING_KEY_FILE,
     previousSigningKeysFile: e.AIRLOCK_AUDIT_PREVIOUS_SIGNING_KEYS_FILE,

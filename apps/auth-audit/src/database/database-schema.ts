@@ -102,6 +102,12 @@ export interface AuditSigningKeysTable {
   created_at: Timestamp;
 }
 
+/** One row: the youngest records audit_prune() may remove (AIRLOCK_AUDIT_RETENTION_DAYS, set by the owner). */
+export interface AuditRetentionPolicyTable {
+  id: number;
+  min_age_days: number;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -116,5 +122,6 @@ export interface AuthAuditDatabase {
   audit_chain_head: AuditChainHeadTable;
   audit_checkpoints: AuditCheckpointsTable;
   audit_signing_keys: AuditSigningKeysTable;
+  audit_retention_policy: AuditRetentionPolicyTable;
   airlock_schema_migrations: SchemaMigrationsTable;
 }

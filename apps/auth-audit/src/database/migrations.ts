@@ -1,5 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { AuthAuditDatabase } from './database-schema.js';
+import { hardenAuditGuards } from './audit-guards.js';
+import { grantServiceRoles, ownsSchema, type ServiceRoles } from './service-roles.js';
 
 /** One schema for PostgreSQL and PGlite; append new versions, never edit applied ones. */
 export interface Migration {
@@ -192,10 +194,61 @@ export const MIGRATIONS: Migration[] = [
         .execute();
     },
   },
+  {
+    version: 2,
+    name: 'least privilege: audit_prune() and the append-only guard closed to every role but the owner',
+    up: hardenAuditGuards,
+  },
 ];
 
-/** Applies pending migrations in one transaction under an advisory lock, so replicas never race. */
-export async function migrate(db: Kysely<AuthAuditDatabase>): Promise<number[]> {
+export interface MigrateOptions extends ServiceRoles {
+  /** AIRLOCK_AUDIT_RETENTION_DAYS: the youngest cut audit_prune() accepts (0: pruning refused). */
+  retentionDays?: number;
+}
+
+export class MigrationsPendingError extends Error {}
+
+/** Versions not yet applied, read without DDL (a runtime role may not create tables). */
+async function pendingMigrations(db: Kysely<AuthAuditDatabase>): Promise<Migration[]> {
+  const { rows } = await sql<{ present: boolean }>`
+    select to_regclass('airlock_schema_migrations') is not null as present`.execute(db);
+  if (!rows[0]?.present) return MIGRATIONS;
+  const applied = new Set(
+    (await db.selectFrom('airlock_schema_migrations').select('version').execute()).map((row) => row.version),
+  );
+  return MIGRATIONS.filter((migration) => !applied.has(migration.version));
+}
+
+/**
+ * What the service does at start-up. As the owner (single-role installs, PGlite): apply pending migrations
+ * and the retention policy. As a runtime role: apply nothing, and refuse to start while migrations are
+ * pending, naming the command that applies them.
+ */
+export async function prepareSchema(
+  db: Kysely<AuthAuditDatabase>,
+  options: MigrateOptions = {},
+): Promise<{ applied: number[]; owner: boolean }> {
+  if (!(await ownsSchema(db))) {
+    const pending = await pendingMigrations(db);
+    if (pending.length > 0) {
+      throw new MigrationsPendingError(
+        `database migrations ${pending.map((m) => m.version).join(', ')} are pending and this role does not ` +
+          'own the schema: run "auth-audit migrate" with the owner\'s AIRLOCK_DATABASE_URL first',
+      );
+    }
+    return { applied: [], owner: false };
+  }
+  return { applied: await migrate(db, options), owner: true };
+}
+
+/**
+ * Applies pending migrations in one transaction under an advisory lock, so replicas never race; then (as
+ * the owner) the retention policy and the grants of the service roles named in the options.
+ */
+export async function migrate(
+  db: Kysely<AuthAuditDatabase>,
+  options: MigrateOptions = {},
+): Promise<number[]> {
   return db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`.execute(trx);
     await trx.schema
@@ -220,6 +273,12 @@ export async function migrate(db: Kysely<AuthAuditDatabase>): Promise<number[]> 
         .execute();
       ran.push(migration.version);
     }
+    if (options.retentionDays !== undefined) {
+      await sql`update audit_retention_policy set min_age_days = ${options.retentionDays} where id = 1`.execute(
+        trx,
+      );
+    }
+    await grantServiceRoles(trx, options);
     return ran;
   });
 }
