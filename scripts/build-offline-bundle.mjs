@@ -121,9 +121,10 @@ const catalogTemplate = `# Model catalog template: copy into your values file (o
 # For every GGUF file you copied onto the model volume, record its SHA-256 on a trusted machine:
 #   sha256sum gpt-oss-20b-mxfp4.gguf
 # and paste the 64 hex digits into sha256: the worker hashes the file before loading it and refuses a mismatch.
-# One worker pool (Deployment + Service) is created per entry. Keys: see helm/airlock/values.yaml (models).
+# One worker pool (Deployment + Service) is created per entry, keyed by the "model" clients send; entries merge
+# with a preset's entry of the same id. Keys: see helm/airlock/values.yaml (models).
 models:
-  - id: gpt-oss-20b                  # the "model" clients send
+  gpt-oss-20b:                       # the "model" clients send
     file: gpt-oss-20b-mxfp4.gguf     # path inside the model volume
     sha256: "<64 hex digits from sha256sum>"
     contextSize: 32768               # tokens per sequence

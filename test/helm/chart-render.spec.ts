@@ -57,9 +57,10 @@ describe('values.schema.json and the chart checks refuse bad values with a clear
     ['the tag latest', ['workers.image.tag=latest'], /workers\.image\.tag: Must not validate the schema/],
     ['pull policy Always', ['image.pullPolicy=Always'], /image\.pullPolicy must be one of the following/],
     ['a secret in plain env', ['authAudit.env.AIRLOCK_ADMIN_KEY=hunter2'], /authAudit\.env: Must not validate the schema/],
-    ['a malformed sha256', ['models[0].id=m', 'models[0].file=m.gguf', 'models[0].sha256=abc'], /models\.0\.sha256: Does not match pattern/],
-    ['a model id that is not a label value', ['models[0].id=my model', 'models[0].file=m.gguf'], /models\.0\.id: Does not match pattern/],
-    ['a model file outside the volume', ['models[0].id=m', 'models[0].file=../etc/passwd'], /models\.0\.file: Must not validate the schema/],
+    ['a malformed sha256', ['models.m.file=m.gguf', 'models.m.sha256=abc'], /models\.m\.sha256: Does not match pattern/],
+    ['a model id that is not a label value', ['models.my!model.file=m.gguf'], /models: Property name of "my!model" does not match/],
+    ['a model file outside the volume', ['models.m.file=../etc/passwd'], /models\.m\.file: Must not validate the schema/],
+    ['a misspelt model key', ['models.m.file=m.gguf', 'models.m.contextSise=4096'], /Additional property contextSise is not allowed/],
     ['a bad digest', ['gateway.image.digest=sha256:xyz'], /gateway\.image\.digest: Does not match pattern/],
   ])('%s', (_case, set, message) => refused(set, message));
 
@@ -69,17 +70,20 @@ describe('values.schema.json and the chart checks refuse bad values with a clear
       /modelVolume: set exactly one of persistentVolumeClaim, hostPath or image/,
     ));
 
-  it('the same model id twice', () =>
-    refused(
-      ['models[0].id=m', 'models[0].file=a.gguf', 'models[1].id=m', 'models[1].file=b.gguf'],
-      /models: the id "m" appears twice/,
-    ));
-
   it('two ids that give the same object name', () =>
     refused(
-      ['models[0].id=Qwen.7b', 'models[0].file=a.gguf', 'models[1].id=qwen-7b', 'models[1].file=b.gguf'],
+      ['models.Qwen\\.7b.file=a.gguf', 'models.qwen-7b.file=b.gguf'],
       /give the same object name "airlock-worker-qwen-7b"/,
     ));
+
+  it('a drain window shorter than the request timeout, which would cut answers at every rollout', () => {
+    refused(['workers.drainTimeoutSeconds=100'], /models\.gpt-oss-20b\.drainTimeoutSeconds \(100\) must be at least the gateway's request timeout \(600 s\)/);
+    refused(['gateway.env.AIRLOCK_REQUEST_TIMEOUT_SECONDS=1200'], /must cover preStopSleepSeconds \+ the request timeout \(1210 s\)/);
+    refused(['gateway.terminationGracePeriodSeconds=100'], /gateway\.terminationGracePeriodSeconds \(100\) must cover/);
+  });
+
+  it('a rollout that can never progress', () =>
+    refused(['workers.updateStrategy.maxSurge=0'], /updateStrategy: maxSurge and maxUnavailable cannot both be 0/));
 
   it('HPA and KEDA on the same pool', () =>
     refused(['workers.autoscaling.hpa.enabled=true', 'workers.autoscaling.keda.enabled=true'], /enable hpa or keda, not both/));

@@ -49,6 +49,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/*
+Labels of a pod template: no chart version and no app version, so that upgrading the chart alone never restarts
+pods (a GPU pool reloads its model for minutes). What does change a pod (image, settings) changes its spec anyway.
+*/}}
+{{- define "airlock.podLabels" -}}
+{{ include "airlock.componentSelectorLabels" . }}
+app.kubernetes.io/part-of: airlock
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- with .model }}
+airlock.dev/model: {{ .id | quote }}
+{{- end }}
+{{- end }}
+
 {{- define "airlock.componentSelectorLabels" -}}
 {{ include "airlock.selectorLabels" .root }}
 app.kubernetes.io/component: {{ .component }}
@@ -71,15 +86,46 @@ airlock.dev/model: {{ .model.id | quote }}
 {{- end }}
 
 {{/*
-A worker pool's settings: every key of .Values.workers, replaced key by key (not merged deeper) by the keys the
-model entry sets. Pass (dict "root" $ "model" $model "out" (dict)); the result is written into "out", keeping types.
+The models to serve, as a JSON list ordered by id: each entry of the .Values.models map with its key as "id".
+A map (not a list) so that a preset and the operator's own values file merge per model instead of one replacing
+the other; an entry set to null is dropped. Use: range $model := include "airlock.models" $ | fromJsonArray.
+*/}}
+{{- define "airlock.models" -}}
+{{- $models := list }}
+{{- range $id, $entry := .Values.models }}
+{{- if $entry }}
+{{- $models = append $models (merge (dict "id" $id) $entry) }}
+{{- end }}
+{{- end }}
+{{- toJson $models }}
+{{- end }}
+
+{{/*
+Deep merge of .src into .dst (maps merge key by key, anything else replaces, false and 0 included: sprig's
+mergeOverwrite would skip those). Pass (dict "dst" $map "src" $map); .dst is changed.
+*/}}
+{{- define "airlock.mergeInto" -}}
+{{- range $key, $value := .src }}
+{{- if and (kindIs "map" $value) (kindIs "map" (get $.dst $key)) }}
+{{- include "airlock.mergeInto" (dict "dst" (get $.dst $key) "src" $value) }}
+{{- else }}
+{{- $_ := set $.dst $key $value }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A worker pool's settings: .Values.workers deep-merged with the model entry (the entry wins, key by key at every
+depth; modelVolume is replaced whole). Pass (dict "root" $ "model" $model "out" (dict)); the result is written into "out".
 */}}
 {{- define "airlock.mergePool" -}}
-{{- range $key, $value := .root.Values.workers }}
+{{- range $key, $value := deepCopy .root.Values.workers }}
 {{- $_ := set $.out $key $value }}
 {{- end }}
-{{- range $key, $value := .model }}
-{{- $_ := set $.out $key $value }}
+{{- include "airlock.mergeInto" (dict "dst" .out "src" (omit .model "id")) }}
+{{- /* The model volume is one choice of three: an entry that names one replaces the default whole. */}}
+{{- with .model.modelVolume }}
+{{- $_ := set $.out "modelVolume" (deepCopy .) }}
 {{- end }}
 {{- end }}
 

@@ -2,13 +2,13 @@
 Checks that JSON schema cannot express: a clear message at install time instead of a broken release.
 */}}
 {{- define "airlock.validate" -}}
-{{- $names := dict }}
-{{- $ids := dict }}
-{{- range $model := .Values.models }}
-{{- if hasKey $ids $model.id }}
-{{- fail (printf "models: the id %q appears twice" $model.id) }}
+{{- $requestTimeout := int (get .Values.gateway.env "AIRLOCK_REQUEST_TIMEOUT_SECONDS" | default 600) }}
+{{- $gatewayNeeds := add .Values.gateway.preStopSleepSeconds $requestTimeout }}
+{{- if lt (int .Values.gateway.terminationGracePeriodSeconds) (int $gatewayNeeds) }}
+{{- fail (printf "gateway.terminationGracePeriodSeconds (%d) must cover preStopSleepSeconds + the request timeout (%d s), or rollouts cut answers" (int .Values.gateway.terminationGracePeriodSeconds) (int $gatewayNeeds)) }}
 {{- end }}
-{{- $_ := set $ids $model.id true }}
+{{- $names := dict }}
+{{- range $model := include "airlock.models" $ | fromJsonArray }}
 {{- $name := include "airlock.workerName" (dict "root" $ "model" $model) }}
 {{- if hasKey $names $name }}
 {{- fail (printf "models: %q and %q give the same object name %q; shorten or rename one" (get $names $name) $model.id $name) }}
@@ -22,10 +22,16 @@ Checks that JSON schema cannot express: a clear message at install time instead 
 {{- if get $volume $kind }}{{ $sources = add1 $sources }}{{ end }}
 {{- end }}
 {{- if ne (int $sources) 1 }}
-{{- fail (printf "models[%s].modelVolume: set exactly one of persistentVolumeClaim, hostPath or image" $model.id) }}
+{{- fail (printf "models.%s.modelVolume: set exactly one of persistentVolumeClaim, hostPath or image" $model.id) }}
+{{- end }}
+{{- if lt (int $pool.drainTimeoutSeconds) $requestTimeout }}
+{{- fail (printf "models.%s.drainTimeoutSeconds (%d) must be at least the gateway's request timeout (%d s), or rollouts cut answers" $model.id (int $pool.drainTimeoutSeconds) $requestTimeout) }}
+{{- end }}
+{{- if and (eq (int $pool.updateStrategy.maxSurge) 0) (eq (int $pool.updateStrategy.maxUnavailable) 0) }}
+{{- fail (printf "models.%s.updateStrategy: maxSurge and maxUnavailable cannot both be 0" $model.id) }}
 {{- end }}
 {{- if and $pool.autoscaling.hpa.enabled $pool.autoscaling.keda.enabled }}
-{{- fail (printf "models[%s].autoscaling: enable hpa or keda, not both (KEDA creates its own HPA)" $model.id) }}
+{{- fail (printf "models.%s.autoscaling: enable hpa or keda, not both (KEDA creates its own HPA)" $model.id) }}
 {{- end }}
 {{- end }}
 {{- if and (not .Values.postgresql.enabled) (eq .Values.authAudit.secrets.name "") (not .Values.authAudit.secrets.databaseUrlKey) }}
