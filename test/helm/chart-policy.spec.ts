@@ -43,7 +43,11 @@ interface NetworkPolicy extends KubeObject {
 }
 
 const workloadKinds = ['Deployment', 'StatefulSet', 'DaemonSet', 'Job', 'CronJob'];
-const workloads = (objects: KubeObject[]) => objects.filter((o) => workloadKinds.includes(o.kind)) as Workload[];
+// A CronJob's pod template sits one level deeper; seen here as its Job would be, so every check covers it too.
+const workloads = (objects: KubeObject[]) =>
+  objects
+    .filter((o) => workloadKinds.includes(o.kind))
+    .map((o) => (o.kind === 'CronJob' ? { ...o, spec: (o.spec as { jobTemplate: { spec: unknown } }).jobTemplate.spec } : o)) as Workload[];
 const containers = (w: Workload) => [...w.spec.template.spec.containers, ...(w.spec.template.spec.initContainers ?? [])];
 const component = (o: KubeObject) => o.metadata.labels?.['app.kubernetes.io/component'];
 const envOf = (c: Container) => Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));

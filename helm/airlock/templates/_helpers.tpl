@@ -202,3 +202,38 @@ Pass (dict "root" $ "image" .Values.gateway.image). Never "latest": a moving tag
     {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* Egress to PostgreSQL (the evaluation StatefulSet, or networkPolicy.database): auth-audit and its jobs. */}}
+{{- define "airlock.databaseEgressRules" -}}
+{{- $np := .Values.networkPolicy }}
+{{- $postgresql := dict "root" . "component" "postgresql" }}
+{{- if .Values.postgresql.enabled }}
+- ports:
+    - port: 5432
+      protocol: TCP
+  to:
+    - podSelector:
+        matchLabels:
+          {{- include "airlock.componentSelectorLabels" $postgresql | nindent 10 }}
+{{- end }}
+{{- if or $np.database.cidrs $np.database.podLabels }}
+- ports:
+    - port: {{ $np.database.port }}
+      protocol: TCP
+  to:
+    {{- range $np.database.cidrs }}
+    - ipBlock:
+        cidr: {{ . | quote }}
+    {{- end }}
+    {{- if $np.database.podLabels }}
+    - podSelector:
+        matchLabels:
+          {{- toYaml $np.database.podLabels | nindent 10 }}
+      {{- if $np.database.namespace }}
+      namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ $np.database.namespace | quote }}
+      {{- end }}
+    {{- end }}
+{{- end }}
+{{- end }}

@@ -34,6 +34,21 @@ Checks that JSON schema cannot express: a clear message at install time instead 
 {{- fail (printf "models.%s.autoscaling: enable hpa or keda, not both (KEDA creates its own HPA)" $model.id) }}
 {{- end }}
 {{- end }}
+{{- $database := .Values.authAudit.database }}
+{{- if $database.migrationJob.enabled }}
+{{- if .Values.postgresql.enabled }}
+{{- fail "authAudit.database.migrationJob: the evaluation PostgreSQL and its generated Secret do not exist yet when a pre-install hook runs; use your own PostgreSQL and Secret (docs/air-gapped-install.md, step 5)" }}
+{{- end }}
+{{- if not .Values.authAudit.secrets.databaseMigrateUrlKey }}
+{{- fail "authAudit.database.migrationJob: set authAudit.secrets.databaseMigrateUrlKey (the owner's URL in the Secret)" }}
+{{- end }}
+{{- if not $database.runtimeRole }}
+{{- fail "authAudit.database.migrationJob: set authAudit.database.runtimeRole, the role auth-audit connects as, so the migration can grant it" }}
+{{- end }}
+{{- end }}
+{{- if and $database.retentionJob.enabled (or (not $database.retentionRole) (eq (int $database.retentionDays) 0)) }}
+{{- fail "authAudit.database.retentionJob: set authAudit.database.retentionRole and retentionDays > 0" }}
+{{- end }}
 {{- if and (not .Values.postgresql.enabled) (eq .Values.authAudit.secrets.name "") (not .Values.authAudit.secrets.databaseUrlKey) }}
 {{- fail "authAudit.secrets.databaseUrlKey: auth-audit needs a PostgreSQL URL (or postgresql.enabled for evaluation)" }}
 {{- end }}
