@@ -26,8 +26,10 @@ export class SseWriter {
     return this.response.destroyed || this.response.writableEnded;
   }
 
-  async send(data: unknown): Promise<void> {
-    await this.write(`data: ${JSON.stringify(data)}\n\n`);
+  /** One event; `event` adds an `event:` line (the Responses API names each event's type there). */
+  async send(data: unknown, event?: string): Promise<void> {
+    const json = JSON.stringify(data);
+    await this.write(event === undefined ? `data: ${json}\n\n` : `event: ${event}\ndata: ${json}\n\n`);
   }
 
   async done(): Promise<void> {
