@@ -73,6 +73,8 @@ function startService(databaseUrl, dataDir) {
       AIRLOCK_GRPC_PORT: String(GRPC_PORT),
       AIRLOCK_OPS_PORT: String(OPS_PORT),
       AIRLOCK_LOG_LEVEL: 'warn',
+      // The benchmark calls the service directly (no gateway certificate): plaintext, asked for by name.
+      AIRLOCK_INTERNAL_PLAINTEXT: 'true',
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

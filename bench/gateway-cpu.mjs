@@ -143,6 +143,8 @@ async function main() {
       AIRLOCK_WORKERS: upstream,
       AIRLOCK_AUTH_AUDIT_ADDRESS: upstream,
       AIRLOCK_LOG_LEVEL: args['log-level'],
+      // The benchmark calls the service directly (no gateway certificate): plaintext, asked for by name.
+      AIRLOCK_INTERNAL_PLAINTEXT: 'true',
       AIRLOCK_QUEUE_CAPACITY: '10000',
       AIRLOCK_QUEUE_TIMEOUT_SECONDS: '120',
     },

@@ -73,7 +73,14 @@ function entry(app) {
 
 function startService(app, env) {
   const child = spawn(process.execPath, [entry(app)], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, AIRLOCK_LOG_LEVEL: 'warn', ...env },
+    // The worker-direct baseline calls the worker without a gateway certificate: plaintext, asked for by name.
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      AIRLOCK_LOG_LEVEL: 'warn',
+      AIRLOCK_INTERNAL_PLAINTEXT: 'true',
+      ...env,
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let tail = '';

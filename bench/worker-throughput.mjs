@@ -115,6 +115,8 @@ async function startWorker(model, parallel) {
       AIRLOCK_GRPC_PORT: String(grpcPort),
       AIRLOCK_OPS_PORT: String(opsPort),
       AIRLOCK_LOG_LEVEL: 'error',
+      // The benchmark calls the service directly (no gateway certificate): plaintext, asked for by name.
+      AIRLOCK_INTERNAL_PLAINTEXT: 'true',
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -4,7 +4,7 @@
 // Run after `npm run build` (`npm start` does both). Ctrl-C stops all three, gateway first.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -97,16 +97,24 @@ process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
 try {
-  await mkdir(dataDir, { recursive: true });
+  // The data dir holds the database, the keys and the certificates: the owner's only.
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chmod(dataDir, 0o700);
+  // Internal hops are mutual TLS: a local CA (kept) and a fresh certificate per service on every start.
+  const { ensureLocalPki } = await import('@airlock/contracts');
+  const tls = await ensureLocalPki(join(dataDir, 'tls'));
+  console.log(`airlock: internal mTLS certificates (CA and one per service) in ${join(dataDir, 'tls')}`);
   const model = await modelCatalog();
   const common = { AIRLOCK_GRPC_HOST: host, AIRLOCK_HOST: host };
   start('auth-audit', 'apps/auth-audit/dist/main.js', {
     ...common,
+    ...tls['auth-audit'],
     AIRLOCK_GRPC_PORT: String(ports.authAuditGrpc),
     AIRLOCK_OPS_PORT: String(ports.authAuditOps),
   });
   start('worker', 'apps/worker/dist/main.js', {
     ...common,
+    ...tls.worker,
     AIRLOCK_MODEL: undefined,
     AIRLOCK_MODELS_FILE: model.catalog,
     AIRLOCK_GRPC_PORT: String(ports.workerGrpc),
@@ -116,6 +124,7 @@ try {
   await waitReady('worker', ports.workerOps);
   start('gateway', 'apps/gateway/dist/main.js', {
     ...common,
+    ...tls.gateway,
     AIRLOCK_PORT: String(ports.gateway),
     AIRLOCK_OPS_PORT: String(ports.gatewayOps),
     AIRLOCK_AUTH_AUDIT_ADDRESS: `${host}:${ports.authAuditGrpc}`,

@@ -1,6 +1,7 @@
 // Starts the real platform for end-to-end tests: auth-audit and the worker as processes from their
 // built entry points (npm test builds first), the gateway in this process (so a test can read its pool
 // and metrics). Every suite gets its own ports, data directory and, for PostgreSQL, its own database.
+// Internal hops run with mutual TLS, as in production: a local CA and one certificate per service.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -9,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
+import { Writable } from 'node:stream';
 import { findFreePort } from '@airlock/telemetry';
+import { ensureLocalPki, type ServiceName, type ServiceTlsFiles } from '@airlock/contracts';
 import { TEST_MODELS_DIR } from '../support/test-models.js';
 import { gatewayConfig, type GatewayConfig } from '../../apps/gateway/src/config.js';
 import { startGatewayApp, type GatewayApp } from '../../apps/gateway/src/gateway-app.js';
@@ -73,6 +76,22 @@ export interface PlatformOptions {
   gateway?: Partial<GatewayConfig> | ((platform: Platform) => Partial<GatewayConfig>);
 }
 
+/** Keeps the last lines a service wrote (stdout and stderr), for "nothing from a request in any log" checks. */
+export class LogTail extends Writable {
+  private readonly lines: string[] = [];
+  constructor(private readonly maxLines = 20_000) {
+    super();
+  }
+  override _write(chunk: Buffer | string, _encoding: string, done: () => void): void {
+    this.lines.push(...chunk.toString().split('\n').filter(Boolean));
+    if (this.lines.length > this.maxLines) this.lines.splice(0, this.lines.length - this.maxLines);
+    done();
+  }
+  get text(): string {
+    return this.lines.join('\n');
+  }
+}
+
 export class Platform {
   adminKey = `alk_e2eadmin_${randomBytes(32).toString('base64url')}`;
   gateway!: GatewayApp;
@@ -86,6 +105,10 @@ export class Platform {
   private readonly extraGateways: GatewayApp[] = [];
   workerAddress = '';
   workerOpsPort = 0;
+  /** Each service's certificate files (AIRLOCK_TLS_* variables), under the data dir. */
+  tls!: Record<ServiceName, ServiceTlsFiles>;
+  /** Every line each service logged (the gateway at debug level, the others at info). */
+  readonly logs = { gateway: new LogTail(), worker: new LogTail(), 'auth-audit': new LogTail() };
 
   constructor(private readonly options: PlatformOptions) {}
 
@@ -101,6 +124,7 @@ export class Platform {
   async start(): Promise<void> {
     this.dataDir = await mkdtemp(join(tmpdir(), 'airlock-e2e-'));
     if (this.options.database === 'postgres') await this.createDatabase();
+    this.tls = await ensureLocalPki(join(this.dataDir, 'tls'));
     this.authAuditPorts = { grpc: await findFreePort(), ops: await findFreePort() };
     this.authAuditAddress = `127.0.0.1:${this.authAuditPorts.grpc}`;
     const workerGrpc = await findFreePort();
@@ -112,6 +136,7 @@ export class Platform {
       `models:\n  - id: ${MODEL}\n    path: ${join(modelsDir(), `${MODEL}.gguf`)}\n    parallel: 4\n    threads: 1\n    embeddings: true\n`,
     );
     this.worker = this.spawn('worker', {
+      ...this.tls.worker,
       AIRLOCK_MODELS_FILE: catalog,
       AIRLOCK_GRPC_PORT: String(workerGrpc),
       AIRLOCK_OPS_PORT: String(this.workerOpsPort),
@@ -142,9 +167,16 @@ export class Platform {
         discovery: { kind: 'static', workers: [this.workerAddress] },
         workerStatusIntervalMs: 250,
         auditRetryMaxMs: 500,
+        internalTransport: {
+          kind: 'mtls',
+          caFile: this.tls.gateway.AIRLOCK_TLS_CA_FILE,
+          certFile: this.tls.gateway.AIRLOCK_TLS_CERT_FILE,
+          keyFile: this.tls.gateway.AIRLOCK_TLS_KEY_FILE,
+          refreshMs: 60_000,
+        },
         ...overrides,
       }),
-      { logger: pino({ level: 'silent' }) },
+      { logger: pino({ level: 'debug' }, this.logs.gateway) },
     );
     await this.until(() => gateway.pool.list().some((w) => w.alive && w.serves(MODEL)));
     return gateway;
@@ -161,6 +193,7 @@ export class Platform {
 
   async startAuthAudit(): Promise<void> {
     this.authAudit = this.spawn('auth-audit', {
+      ...this.tls['auth-audit'],
       AIRLOCK_GRPC_PORT: String(this.authAuditPorts.grpc),
       AIRLOCK_OPS_PORT: String(this.authAuditPorts.ops),
       AIRLOCK_DATA_DIR: join(this.dataDir, 'auth-audit'),
@@ -234,12 +267,13 @@ export class Platform {
     throw new Error('condition not reached in time');
   }
 
-  private spawn(app: string, extra: Record<string, string>): ChildProcess {
+  private spawn(app: 'worker' | 'auth-audit', extra: Record<string, string>): ChildProcess {
     const child = spawn(process.execPath, [entry(app)], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, AIRLOCK_LOG_LEVEL: 'warn', ...extra },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, AIRLOCK_LOG_LEVEL: 'info', ...extra },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    child.stderr?.resume();
+    child.stdout?.pipe(this.logs[app], { end: false });
+    child.stderr?.pipe(this.logs[app], { end: false });
     return child;
   }
 

@@ -220,10 +220,14 @@ describe.each(valuesFiles())('rendered with %s', (file) => {
         }
       }
     }
-    // Only the evaluation PostgreSQL makes the chart write a Secret.
+    // Only evaluation settings make the chart write Secrets: the PostgreSQL one, and with tls.mode generate the CA
+    // and one certificate per service.
     const secrets = ofKind(objects(), 'Secret');
     const evaluation = objects().some((o) => o.kind === 'StatefulSet' && component(o) === 'postgresql');
-    expect(secrets.map((s) => s.metadata.labels?.['airlock.dev/evaluation-only'])).toEqual(evaluation ? ['true'] : []);
+    const generatedTls = secrets.filter((s) => (s as unknown as { type: string }).type === 'kubernetes.io/tls').length;
+    expect([0, 4]).toContain(generatedTls);
+    expect(secrets).toHaveLength((evaluation ? 1 : 0) + generatedTls);
+    expect(secrets.map((s) => s.metadata.labels?.['airlock.dev/evaluation-only'])).toEqual(secrets.map(() => 'true'));
   });
 
   it('gives each model a worker pool the gateway discovers, with its catalog entry and probes that wait for the load', () => {

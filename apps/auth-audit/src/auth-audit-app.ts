@@ -1,12 +1,12 @@
 import 'reflect-metadata';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { INestMicroservice } from '@nestjs/common';
 import { HealthImplementation } from 'grpc-health-check';
-import { AUDIT_PACKAGE, AUDIT_SERVICE } from '@airlock/contracts';
+import { AUDIT_PACKAGE, AUDIT_SERVICE, PLAINTEXT_WARNING } from '@airlock/contracts';
 import { createLogger, OpsServer, type Logger, NestPinoLogger } from '@airlock/telemetry';
 import type { AuthAuditSettings } from './config/auth-audit-settings.js';
 import { openDatabase, pgliteDirectory, type DatabaseHandle } from './database/database.js';
@@ -69,7 +69,10 @@ export async function startAuthAuditApp(
   options: StartOptions = {},
 ): Promise<AuthAuditApp> {
   const logger = options.logger ?? createLogger({ service: 'auth-audit', level: settings.logLevel });
-  await mkdir(settings.dataDir, { recursive: true });
+  if (settings.transport.kind === 'plaintext') logger.warn(PLAINTEXT_WARNING);
+  await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
+  // The embedded data dir holds the database, the signing key and the admin key: owner only.
+  if (!settings.databaseUrl) await chmod(settings.dataDir, 0o700);
   if (settings.databaseMigrateUrl) await migrateDatabase(settings, logger);
   let databaseHealthy = true;
   const database = await openDatabase({
@@ -204,7 +207,13 @@ export async function startAuthAuditApp(
     setServing(true);
     const grpcAddress = `${settings.grpcHost}:${grpcPort}`;
     logger.info(
-      { grpcAddress, opsPort, oidc: Boolean(oidc), signingKeyId: signer.keyId },
+      {
+        grpcAddress,
+        opsPort,
+        oidc: Boolean(oidc),
+        signingKeyId: signer.keyId,
+        transport: settings.transport.kind,
+      },
       'auth-audit listening',
     );
     return {
@@ -301,7 +310,7 @@ async function listenGrpc(
   // Port 0 (tests): Nest's gRPC server does not report the port it bound, so find a free one first.
   const port = settings.grpcPort === 0 ? await freePort(settings.grpcHost) : settings.grpcPort;
   const app = await NestFactory.createMicroservice(AuthAuditModule.register(services), {
-    ...auditGrpcOptions(`${settings.grpcHost}:${port}`, health),
+    ...auditGrpcOptions(`${settings.grpcHost}:${port}`, health, settings.transport),
     logger: new NestPinoLogger(logger),
   });
   app.useGlobalFilters(new GrpcErrorFilter(logger));

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { stat, readFile } from 'node:fs/promises';
+import { readdir, stat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { status } from '@grpc/grpc-js';
@@ -198,16 +198,26 @@ describe('bootstrap admin key on the embedded default (PGlite)', () => {
     await database?.drop();
   });
 
-  it('generates one, writes it with mode 0600, announces it once, and reuses it after a restart', async () => {
+  it('generates one, writes it with mode 0600, announces its path (never the key) once, and reuses it after a restart', async () => {
     const first = await startTestApp(database, { adminKey: undefined });
     const file = join(database.dataDir, 'admin-key');
     const key = (await readFile(file, 'utf8')).trim();
     expect(first.adminKey).toBe(key);
     expect((await stat(file)).mode & 0o777).toBe(0o600);
-    expect(first.logLines.filter((line) => line.startsWith('announce:') && line.includes(key))).toHaveLength(
+    expect(first.logLines.filter((line) => line.startsWith('announce:') && line.includes(file))).toHaveLength(
       1,
     );
-    expect(first.logLines.filter((line) => !line.startsWith('announce:')).join('\n')).not.toContain(key);
+    expect(first.logLines.join('\n')).not.toContain(key);
+    expect(first.logLines.join('\n')).not.toContain(key.split('_')[2]);
+    // The embedded data dir and the PGlite files are the owner's only (PGlite itself makes them 0666).
+    expect((await stat(database.dataDir)).mode & 0o777).toBe(0o700);
+    const pgliteDir = join(database.dataDir, 'auth-audit-pglite');
+    expect((await stat(pgliteDir)).mode & 0o777).toBe(0o700);
+    const modes = new Set<number>();
+    for (const entry of await readdir(pgliteDir, { recursive: true, withFileTypes: true })) {
+      if (entry.isFile()) modes.add((await stat(join(entry.parentPath, entry.name))).mode & 0o777);
+    }
+    expect([...modes]).toEqual([0o600]);
     expect(
       (await first.client.listTenants({ credential: key })).tenants.map((tenant) => tenant.id),
     ).toContain('default');

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { internalTransportFromEnv, type InternalTransport } from '@airlock/contracts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -91,6 +92,8 @@ export interface GatewayConfig {
   auditRetryMaxMs: number;
   /** Cap on PUT /admin/v1/models/{id}/replicas: a typo must not ask for a thousand GPU pods. */
   maxReplicas: number;
+  /** mTLS to auth-audit and the workers (each checked by its URI SAN), or plaintext when asked for by name. */
+  internalTransport: InternalTransport;
 }
 
 /** Tests hand the Kubernetes client an explicit cluster (the fake API server); production loads in-cluster. */
@@ -110,6 +113,8 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     throw new ConfigError(`invalid gateway settings: ${problems.join('; ')}`);
   }
   const e = result.data;
+  const transport = internalTransportFromEnv(env);
+  if (!transport.ok) throw new ConfigError(`invalid gateway settings: ${transport.problem}`);
   return {
     host: e.AIRLOCK_HOST,
     port: e.AIRLOCK_PORT,
@@ -139,10 +144,14 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     maxEmbeddingInputs: e.AIRLOCK_MAX_EMBEDDING_INPUTS,
     auditRetryMaxMs: e.AIRLOCK_AUDIT_RETRY_MAX_SECONDS * 1000,
     maxReplicas: e.AIRLOCK_MAX_REPLICAS,
+    internalTransport: transport.transport,
   };
 }
 
-/** Settings for tests and embedding: defaults for everything not given. */
+/**
+ * Settings for tests and embedding: defaults for everything not given. Internal hops are plaintext unless
+ * `internalTransport` is given (tests against fake workers); the gateway logs that loudly at boot.
+ */
 export function gatewayConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
-  return { ...loadGatewayConfig({}), ...overrides };
+  return { ...loadGatewayConfig({ AIRLOCK_INTERNAL_PLAINTEXT: 'true' }), ...overrides };
 }

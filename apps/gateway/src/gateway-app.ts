@@ -5,6 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { createLogger, NestPinoLogger, OpsServer, type Logger } from '@airlock/telemetry';
+import { PLAINTEXT_WARNING, SERVICE_IDENTITY, internalChannelCredentials } from '@airlock/contracts';
 import type { AuthAuditClient } from './auth/auth-audit.port.js';
 import { CompletionRecorder } from './auth/completion-recorder.js';
 import { GrpcAuditClient } from './auth/grpc-audit-client.js';
@@ -40,7 +41,9 @@ export async function startGatewayApp(
   options: GatewayAppOptions = {},
 ): Promise<GatewayApp> {
   const logger = options.logger ?? createLogger({ service: 'gateway', level: config.logLevel });
+  if (config.internalTransport.kind === 'plaintext') logger.warn(PLAINTEXT_WARNING);
   const pool = new WorkerPool({
+    workerCredentials: internalChannelCredentials(config.internalTransport, SERVICE_IDENTITY.worker),
     statusIntervalMs: config.workerStatusIntervalMs,
     queueCapacity: config.queueCapacity,
     queueTimeoutMs: config.queueTimeoutMs,
@@ -48,7 +51,13 @@ export async function startGatewayApp(
   });
   // Built first: a Kubernetes client that cannot load its service account fails before anything opens.
   const discovery = await createDiscovery(config, pool, logger);
-  const auth = options.auth ?? new GrpcAuditClient(config.authAuditAddress);
+  const auth =
+    options.auth ??
+    new GrpcAuditClient(
+      config.authAuditAddress,
+      undefined,
+      internalChannelCredentials(config.internalTransport, SERVICE_IDENTITY.authAudit),
+    );
   const holder: { metrics?: GatewayMetrics } = {};
   const recorder = new CompletionRecorder(auth, {
     maxBackoffMs: config.auditRetryMaxMs,
@@ -103,7 +112,10 @@ export async function startGatewayApp(
   }
   const opsPort = await ops.listen();
   const port = (app.getHttpServer().address() as AddressInfo).port;
-  logger.info({ port, opsPort, discovery: config.discovery.kind }, 'gateway listening');
+  logger.info(
+    { port, opsPort, discovery: config.discovery.kind, transport: config.internalTransport.kind },
+    'gateway listening',
+  );
 
   return {
     port,

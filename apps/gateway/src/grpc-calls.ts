@@ -6,6 +6,8 @@ export const CHANNEL_OPTIONS = {
   'grpc.keepalive_time_ms': 30_000,
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
   'grpc.enable_channelz': 0,
+  // Servers are checked by their certificate's URI SAN, not by address; a name (not an IP) as TLS SNI.
+  'grpc.ssl_target_name_override': 'airlock.internal',
 } as const;
 
 /**

@@ -18,7 +18,11 @@ describe('settings', () => {
   });
 
   it('parses lists and per-model limits', () => {
-    const config = loadGatewayConfig({ AIRLOCK_WORKERS: 'a:1, b:2', AIRLOCK_MODEL_MAX_TOKENS: 'x=5,y=6' });
+    const config = loadGatewayConfig({
+      AIRLOCK_WORKERS: 'a:1, b:2',
+      AIRLOCK_MODEL_MAX_TOKENS: 'x=5,y=6',
+      AIRLOCK_INTERNAL_PLAINTEXT: 'true',
+    });
     expect(config.discovery).toEqual({ kind: 'static', workers: ['a:1', 'b:2'] });
     expect(config.modelMaxTokens).toEqual({ x: 5, y: 6 });
     expect(config.port).toBe(8080);

@@ -4,7 +4,16 @@ import { NestFactory } from '@nestjs/core';
 import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
 import type { Server } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { PROTO_LOADER_OPTIONS, WORKER_PACKAGE, WORKER_PROTO_FILE, WORKER_SERVICE } from '@airlock/contracts';
+import {
+  PLAINTEXT_WARNING,
+  PROTO_LOADER_OPTIONS,
+  SERVICE_IDENTITY,
+  WORKER_PACKAGE,
+  WORKER_PROTO_FILE,
+  WORKER_SERVICE,
+  internalServerCredentials,
+  type InternalTransport,
+} from '@airlock/contracts';
 import { createLogger, findFreePort, NestPinoLogger, OpsServer, type Logger } from '@airlock/telemetry';
 import { catalogForSingleModel, readCatalogFile, type ModelSpec } from './catalog/model-catalog.js';
 import { FileDigestCache } from './catalog/file-digest.js';
@@ -38,12 +47,23 @@ export interface WorkerApp {
   close(): Promise<void>;
 }
 
+/** Inference only from the gateway; health from any certificate the platform CA issued. */
+export const WORKER_CALLERS = [
+  { methodPrefix: `/${WORKER_SERVICE_NAME}/`, callers: [SERVICE_IDENTITY.gateway] },
+  { methodPrefix: '/grpc.health.v1.Health/', callers: 'any' },
+] as const;
+
 /** The gRPC options shared by the worker's server and by every client of it. */
-export function workerGrpcOptions(url: string, onServer?: (server: Server) => void): MicroserviceOptions {
+export function workerGrpcOptions(
+  url: string,
+  transport: InternalTransport,
+  onServer?: (server: Server) => void,
+): MicroserviceOptions {
   return {
     transport: Transport.GRPC,
     options: {
       url,
+      credentials: internalServerCredentials(transport, WORKER_CALLERS),
       package: WORKER_PACKAGE,
       protoPath: WORKER_PROTO_FILE,
       loader: PROTO_LOADER_OPTIONS,
@@ -66,6 +86,7 @@ export async function modelSpecsFrom(settings: WorkerSettings): Promise<ModelSpe
  */
 export async function startWorkerApp(settings: WorkerSettings, logger?: Logger): Promise<WorkerApp> {
   const log = logger ?? createLogger({ service: 'worker', level: settings.logLevel });
+  if (settings.transport.kind === 'plaintext') log.warn(PLAINTEXT_WARNING);
   const specs = await modelSpecsFrom(settings);
   const fleet = new ModelFleet(
     specs,
@@ -84,7 +105,9 @@ export async function startWorkerApp(settings: WorkerSettings, logger?: Logger):
 
   const grpcPort = settings.grpcPort || (await findFreePort(settings.grpcHost));
   const app = await NestFactory.createMicroservice<MicroserviceOptions>(WorkerModule.with(fleet), {
-    ...workerGrpcOptions(`${settings.grpcHost}:${grpcPort}`, (server) => health.addToServer(server)),
+    ...workerGrpcOptions(`${settings.grpcHost}:${grpcPort}`, settings.transport, (server) =>
+      health.addToServer(server),
+    ),
     logger: new NestPinoLogger(log),
   });
   await app.listen();
@@ -96,7 +119,10 @@ export async function startWorkerApp(settings: WorkerSettings, logger?: Logger):
     isReady: () => fleet.ready,
   });
   const opsPort = await ops.listen();
-  log.info({ grpcPort, opsPort, models: specs.map((s) => s.id) }, 'worker listening');
+  log.info(
+    { grpcPort, opsPort, models: specs.map((s) => s.id), transport: settings.transport.kind },
+    'worker listening',
+  );
 
   const loaded = fleet.load().then(() => setHealth(fleet.ready));
 

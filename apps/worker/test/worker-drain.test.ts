@@ -35,6 +35,7 @@ describe('worker process: drain on SIGTERM', () => {
         AIRLOCK_GRPC_PORT: String(grpcPort),
         AIRLOCK_OPS_PORT: String(opsPort),
         AIRLOCK_DRAIN_TIMEOUT_SECONDS: '60',
+        AIRLOCK_INTERNAL_PLAINTEXT: 'true',
       },
       stdio: ['ignore', 'ignore', 'inherit'],
     });

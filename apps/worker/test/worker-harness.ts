@@ -57,6 +57,8 @@ export async function startTestWorker(
       drainTimeoutSeconds: 5,
       workerId: 'test-worker',
       logLevel: 'info',
+      // The worker's own suites call it directly; mTLS from the gateway is tested in test/security and e2e.
+      transport: { kind: 'plaintext' },
       ...overrides,
     },
     createLogger({ service: 'worker', level: 'info', destination: log }),

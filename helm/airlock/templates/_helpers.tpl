@@ -237,3 +237,52 @@ Pass (dict "root" $ "image" .Values.gateway.image). Never "latest": a moving tag
     {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* Name of a component's TLS Secret (ca.crt, tls.crt, tls.key). Pass (dict "root" $ "component" "gateway"). */}}
+{{- define "airlock.tlsSecretName" -}}
+{{- $given := get .root.Values.tls.secretNames .component | default "" }}
+{{- $given | default (printf "%s-tls" (include "airlock.componentName" .)) }}
+{{- end }}
+
+{{/* The AIRLOCK_TLS_* (or the plaintext) variables of a component's container. */}}
+{{- define "airlock.tlsEnv" -}}
+{{- if eq .root.Values.tls.mode "plaintext" }}
+# NOT FOR PRODUCTION: internal gRPC without TLS (tls.mode plaintext); every service logs it at start.
+- name: AIRLOCK_INTERNAL_PLAINTEXT
+  value: "true"
+{{- else }}
+- name: AIRLOCK_TLS_CA_FILE
+  value: /etc/airlock/tls/ca.crt
+- name: AIRLOCK_TLS_CERT_FILE
+  value: /etc/airlock/tls/tls.crt
+- name: AIRLOCK_TLS_KEY_FILE
+  value: /etc/airlock/tls/tls.key
+- name: AIRLOCK_TLS_REFRESH_SECONDS
+  value: {{ .root.Values.tls.refreshSeconds | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The TLS volume mount; the kubelet swaps a renewed Secret in place and the service re-reads it. */}}
+{{- define "airlock.tlsVolumeMount" -}}
+{{- if ne .root.Values.tls.mode "plaintext" }}
+- name: tls
+  mountPath: /etc/airlock/tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "airlock.tlsVolume" -}}
+{{- if ne .root.Values.tls.mode "plaintext" }}
+- name: tls
+  secret:
+    secretName: {{ include "airlock.tlsSecretName" . }}
+    defaultMode: 0440
+    items:
+      - key: ca.crt
+        path: ca.crt
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+{{- end }}
+{{- end }}

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { internalTransportFromEnv, type InternalTransport } from '@airlock/contracts';
 import { parseApiKey } from '../keys/api-key-format.js';
 
 /** Every setting of the service, validated once at boot; a bad value stops the process naming the variable. */
@@ -26,6 +27,8 @@ export interface AuthAuditSettings {
   checkpointIntervalSeconds: number;
   retentionDays: number;
   oidc?: OidcSettings;
+  /** mTLS from the platform CA (only the gateway may call), or plaintext when asked for by name. */
+  transport: InternalTransport;
 }
 
 export interface OidcSettings {
@@ -130,7 +133,8 @@ const environmentSchema = z.object({
   AIRLOCK_OIDC_ISSUER: optionalText,
   AIRLOCK_OIDC_AUDIENCE: optionalText,
   AIRLOCK_OIDC_JWKS_FILE: optionalText,
-  AIRLOCK_OIDC_JWKS_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  // https only: a JWKS fetched in clear could be swapped by anyone on the path, and with it every token.
+  AIRLOCK_OIDC_JWKS_URL: optionalText.pipe(z.url({ protocol: /^https$/ }).optional()),
   AIRLOCK_OIDC_ROLE_CLAIM: z.string().trim().min(1).default('roles'),
   AIRLOCK_OIDC_TENANT_CLAIM: z.string().trim().min(1).default('tenant'),
   AIRLOCK_OIDC_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(600).default(30),
@@ -158,6 +162,8 @@ export function loadAuthAuditSettings(env: NodeJS.ProcessEnv = process.env): Aut
     throw new SettingsError(`invalid settings: ${problems.join('; ')}`);
   }
   const e = parsed.data;
+  const transport = internalTransportFromEnv(env);
+  if (!transport.ok) throw new SettingsError(`invalid settings: ${transport.problem}`);
   const oidcNamed = [e.AIRLOCK_OIDC_ISSUER, e.AIRLOCK_OIDC_JWKS_FILE, e.AIRLOCK_OIDC_JWKS_URL].some(Boolean);
   let oidc: OidcSettings | undefined;
   if (oidcNamed) {
@@ -201,5 +207,6 @@ export function loadAuthAuditSettings(env: NodeJS.ProcessEnv = process.env): Aut
     checkpointIntervalSeconds: e.AIRLOCK_AUDIT_CHECKPOINT_INTERVAL_SECONDS,
     retentionDays: e.AIRLOCK_AUDIT_RETENTION_DAYS,
     oidc,
+    transport: transport.transport,
   };
 }

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import {
@@ -70,16 +70,32 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       close: () => db.destroy(),
     };
   }
-  await mkdir(options.pgliteDir, { recursive: true });
+  await mkdir(options.pgliteDir, { recursive: true, mode: 0o700 });
   const client = await PGlite.create(options.pgliteDir);
+  // PGlite's file system creates every file 0666 whatever the umask; the WAL holds principal and request
+  // ids. The directory itself is 0700 (nobody else can reach in) and the files are narrowed at open and close.
+  await ownerOnly(options.pgliteDir);
   const db = new Kysely<AuthAuditDatabase>({ dialect: pgliteDialect(client) });
   return {
     db,
     driver: 'pglite',
     location: options.pgliteDir,
     ping: async () => void (await sql`select 1`.execute(db)),
-    close: () => db.destroy(),
+    close: async () => {
+      await db.destroy();
+      await ownerOnly(options.pgliteDir);
+    },
   };
+}
+
+/** Directories 0700, files 0600, recursively (bounded by the tree PGlite made). */
+export async function ownerOnly(dir: string): Promise<void> {
+  await chmod(dir, 0o700);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await ownerOnly(path);
+    else if (entry.isFile()) await chmod(path, 0o600);
+  }
 }
 
 export function pgliteDirectory(dataDir: string): string {

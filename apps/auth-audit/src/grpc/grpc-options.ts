@@ -1,14 +1,33 @@
 import type { GrpcOptions } from '@nestjs/microservices';
 import { Transport } from '@nestjs/microservices';
-import { AUDIT_PACKAGE, AUDIT_PROTO_FILE, PROTO_LOADER_OPTIONS } from '@airlock/contracts';
+import {
+  AUDIT_PACKAGE,
+  AUDIT_PROTO_FILE,
+  AUDIT_SERVICE,
+  PROTO_LOADER_OPTIONS,
+  SERVICE_IDENTITY,
+  internalServerCredentials,
+  type InternalTransport,
+} from '@airlock/contracts';
 import type { HealthImplementation } from 'grpc-health-check';
 import { MAX_BODY_BYTES } from '../validation.js';
 
+/** Authorize, Complete and every admin call only from the gateway; health from any platform certificate. */
+export const AUDIT_CALLERS = [
+  { methodPrefix: `/${AUDIT_PACKAGE}.${AUDIT_SERVICE}/`, callers: [SERVICE_IDENTITY.gateway] },
+  { methodPrefix: '/grpc.health.v1.Health/', callers: 'any' },
+] as const;
+
 /** One gRPC options object for the service and for tests that boot it. */
-export function auditGrpcOptions(address: string, health: HealthImplementation): GrpcOptions {
+export function auditGrpcOptions(
+  address: string,
+  health: HealthImplementation,
+  transport: InternalTransport,
+): GrpcOptions {
   return {
     transport: Transport.GRPC,
     options: {
+      credentials: internalServerCredentials(transport, AUDIT_CALLERS),
       package: AUDIT_PACKAGE,
       protoPath: AUDIT_PROTO_FILE,
       url: address,

@@ -40,7 +40,8 @@ export async function bootstrapAdminKey(
     if (!keyText) {
       keyText = generateApiKey().text;
       await writeFile(file, `${keyText}\n`, { mode: 0o600, flag: 'wx' });
-      options.announce(`Airlock bootstrap admin key (shown once; also in ${file}, mode 0600): ${keyText}`);
+      // Where it is, never what it is: stdout is the log stream.
+      options.announce(`Airlock bootstrap admin key generated: read it from ${file} (mode 0600)`);
     }
   }
   if (!keyText) {

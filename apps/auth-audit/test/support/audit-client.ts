@@ -1,4 +1,10 @@
-import { credentials, loadPackageDefinition, type Client, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  loadPackageDefinition,
+  type ChannelCredentials,
+  type Client,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { AUDIT_PROTO_FILE, PROTO_LOADER_OPTIONS, type audit } from '@airlock/contracts';
 
@@ -41,12 +47,20 @@ const UNARY = [
   'ListAuditCheckpoints',
 ] as const;
 
-export function createAuditClient(address: string): AuditClient {
+/** Plaintext by default (the service's own suites); pass mTLS credentials to call it as a given service. */
+export function createAuditClient(
+  address: string,
+  channelCredentials: ChannelCredentials = credentials.createInsecure(),
+): AuditClient {
   const definition = loadSync(AUDIT_PROTO_FILE, PROTO_LOADER_OPTIONS);
   const grpcObject = loadPackageDefinition(definition) as unknown as {
-    airlock: { audit: { v1: { AuditService: new (address: string, creds: unknown) => RawClient } } };
+    airlock: {
+      audit: { v1: { AuditService: new (address: string, creds: unknown, options: object) => RawClient } };
+    };
   };
-  const raw = new grpcObject.airlock.audit.v1.AuditService(address, credentials.createInsecure());
+  const raw = new grpcObject.airlock.audit.v1.AuditService(address, channelCredentials, {
+    'grpc.ssl_target_name_override': 'airlock.internal',
+  });
   const client: Record<string, unknown> = {};
   for (const method of UNARY) {
     const name = method[0].toLowerCase() + method.slice(1);

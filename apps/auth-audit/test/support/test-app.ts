@@ -32,6 +32,8 @@ export function testSettings(
     checkpointEveryRecords: 1000,
     checkpointIntervalSeconds: 3600,
     retentionDays: 0,
+    // The service's own suites call it directly; mTLS between services is tested in test/security and e2e.
+    transport: { kind: 'plaintext' },
     ...overrides,
   };
 }

@@ -60,6 +60,7 @@ export class GrpcAuditClient implements AuthAuditClient {
   constructor(
     address: string,
     private readonly timeoutMs = 10_000,
+    credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
   ) {
     if (!stubConstructor) {
       const loaded = grpc.loadPackageDefinition(
@@ -69,7 +70,7 @@ export class GrpcAuditClient implements AuthAuditClient {
       };
       stubConstructor = loaded.airlock.audit.v1.AuditService;
     }
-    this.stub = new stubConstructor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.stub = new stubConstructor(address, credentials, CHANNEL_OPTIONS);
   }
 
   async authorize(input: AuthorizeInput): Promise<Authorization> {

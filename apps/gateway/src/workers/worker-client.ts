@@ -47,9 +47,12 @@ function workerStub(): NonNullable<typeof stubConstructor> {
 export class WorkerClient {
   private readonly stub: WorkerServiceStub;
 
-  constructor(readonly address: string) {
+  constructor(
+    readonly address: string,
+    credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+  ) {
     const Stub = workerStub();
-    this.stub = new Stub(address, grpc.credentials.createInsecure(), {
+    this.stub = new Stub(address, credentials, {
       ...CHANNEL_OPTIONS,
       // The pool does its own retries across workers; a channel retry would hide a dead worker.
       'grpc.enable_retries': 0,

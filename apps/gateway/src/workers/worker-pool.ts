@@ -1,3 +1,4 @@
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import type { GetStatusResponse, ModelStatus } from '@airlock/contracts';
 import type { Logger } from '@airlock/telemetry';
 import { ApiError } from '../errors/api-error.js';
@@ -25,8 +26,11 @@ export class WorkerHandle {
   /** In-flight counts at the time of the last status answer, to subtract our own load from the worker's. */
   private inFlightAtStatus = new Map<string, number>();
 
-  constructor(readonly endpoint: WorkerEndpoint) {
-    this.client = new WorkerClient(endpoint.address);
+  constructor(
+    readonly endpoint: WorkerEndpoint,
+    credentials?: ChannelCredentials,
+  ) {
+    this.client = new WorkerClient(endpoint.address, credentials);
   }
 
   get address(): string {
@@ -74,6 +78,8 @@ export interface WorkerPoolOptions {
   queueTimeoutMs: number;
   logger: Logger;
   onChange?: () => void;
+  /** The gateway's mTLS credentials for worker channels (plaintext when absent: tests with fake workers). */
+  workerCredentials?: ChannelCredentials;
 }
 
 export interface PoolMetricsView {
@@ -117,7 +123,7 @@ export class WorkerPool {
     }
     for (const [address, endpoint] of wanted) {
       if (!this.workers.has(address)) {
-        const worker = new WorkerHandle(endpoint);
+        const worker = new WorkerHandle(endpoint, this.options.workerCredentials);
         this.workers.set(address, worker);
         void this.refresh(worker);
       }

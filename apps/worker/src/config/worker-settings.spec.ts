@@ -2,7 +2,7 @@ import { readWorkerSettings } from './worker-settings.js';
 
 describe('worker settings', () => {
   it('uses the documented defaults', () => {
-    const settings = readWorkerSettings({ AIRLOCK_MODEL: 'm.gguf' });
+    const settings = readWorkerSettings({ AIRLOCK_MODEL: 'm.gguf', AIRLOCK_INTERNAL_PLAINTEXT: 'true' });
     expect(settings).toMatchObject({
       grpcHost: '127.0.0.1',
       grpcPort: 50061,
@@ -16,6 +16,7 @@ describe('worker settings', () => {
     [{ AIRLOCK_MODEL: 'm.gguf', AIRLOCK_GRPC_PORT: 'eighty' }, /AIRLOCK_GRPC_PORT/],
     [{ AIRLOCK_MODEL: 'm.gguf', AIRLOCK_LOG_LEVEL: 'loud' }, /AIRLOCK_LOG_LEVEL/],
     [{}, /set AIRLOCK_MODEL .* or AIRLOCK_MODELS_FILE/],
+    [{ AIRLOCK_MODEL: 'm.gguf' }, /AIRLOCK_TLS_CA_FILE.*AIRLOCK_INTERNAL_PLAINTEXT=true/],
   ])('stops on %p with a message naming the variable', (env, message) => {
     expect(() => readWorkerSettings(env)).toThrow(message);
   });

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { internalTransportFromEnv, type InternalTransport } from '@airlock/contracts';
 
 /** The worker's process settings, read once from the environment at boot. */
 export interface WorkerSettings {
@@ -16,6 +17,8 @@ export interface WorkerSettings {
   drainTimeoutSeconds: number;
   workerId: string;
   logLevel: string;
+  /** mTLS from the platform CA (only the gateway may call), or plaintext when asked for by name. */
+  transport: InternalTransport;
 }
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -48,6 +51,8 @@ export function readWorkerSettings(env: NodeJS.ProcessEnv = process.env): Worker
       'no model to serve: set AIRLOCK_MODEL (a GGUF file) or AIRLOCK_MODELS_FILE (a catalog)',
     );
   }
+  const transport = internalTransportFromEnv(env);
+  if (!transport.ok) throw new SettingsError(`invalid worker settings: ${transport.problem}`);
   const host = e.AIRLOCK_GRPC_HOST;
   return {
     grpcHost: host,
@@ -60,5 +65,6 @@ export function readWorkerSettings(env: NodeJS.ProcessEnv = process.env): Worker
     drainTimeoutSeconds: e.AIRLOCK_DRAIN_TIMEOUT_SECONDS,
     workerId: e.AIRLOCK_WORKER_ID ?? hostname(),
     logLevel: e.AIRLOCK_LOG_LEVEL,
+    transport: transport.transport,
   };
 }
