@@ -6,8 +6,11 @@ import { migrateDatabase, pruneDatabase, startAuthAuditApp } from './auth-audit-
 // "auth-audit migrate" (the owner's credentials: a Helm Job) and "auth-audit prune" (the retention role's:
 // a CronJob) do one thing and exit.
 async function main(): Promise<void> {
-  const settings = loadAuthAuditSettings();
   const command = process.argv[2];
+  const settings = loadAuthAuditSettings(
+    process.env,
+    command === 'migrate' || command === 'prune' ? 'job' : 'serve',
+  );
   if (command === 'migrate' || command === 'prune') {
     const logger = createLogger({ service: 'auth-audit', level: settings.logLevel });
     if (command === 'migrate') await migrateDatabase(settings, logger);

@@ -155,14 +155,19 @@ const environmentSchema = z.object({
 export class SettingsError extends Error {}
 
 /** Reads and validates the AIRLOCK_* variables; throws a SettingsError naming each bad variable. */
-export function loadAuthAuditSettings(env: NodeJS.ProcessEnv = process.env): AuthAuditSettings {
+export function loadAuthAuditSettings(
+  env: NodeJS.ProcessEnv = process.env,
+  /** "job": migrate / prune, which serve no gRPC and need no certificates. */
+  purpose: 'serve' | 'job' = 'serve',
+): AuthAuditSettings {
   const parsed = environmentSchema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new SettingsError(`invalid settings: ${problems.join('; ')}`);
   }
   const e = parsed.data;
-  const transport = internalTransportFromEnv(env);
+  const transport: ReturnType<typeof internalTransportFromEnv> =
+    purpose === 'job' ? { ok: true, transport: { kind: 'plaintext' } } : internalTransportFromEnv(env);
   if (!transport.ok) throw new SettingsError(`invalid settings: ${transport.problem}`);
   const oidcNamed = [e.AIRLOCK_OIDC_ISSUER, e.AIRLOCK_OIDC_JWKS_FILE, e.AIRLOCK_OIDC_JWKS_URL].some(Boolean);
   let oidc: OidcSettings | undefined;
