@@ -26,6 +26,7 @@ import { AdminGate } from './services/admin-gate.js';
 import { AuthorizationService } from './services/authorization.service.js';
 import { AdminService } from './services/admin.service.js';
 import { AuditLogService } from './services/audit-log.service.js';
+import { ResponseStoreService } from './responses/response-store.service.js';
 import { bootstrapAdminKey } from './keys/bootstrap-admin-key.js';
 import { AuthAuditModule } from './grpc/auth-audit.module.js';
 import { auditGrpcOptions } from './grpc/grpc-options.js';
@@ -46,6 +47,8 @@ export interface AuthAuditApp {
   /** Prunes records older than the cutoff down to a signed checkpoint (normally hourly with retention set). */
   pruneOlderThan(cutoff: Date): Promise<PruneResult | undefined>;
   verifyChain(options?: { fromLastCheckpoint?: boolean }): Promise<VerifyReport>;
+  /** Removes stored responses past their expiry (normally hourly); returns how many. */
+  pruneExpiredResponses(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -148,10 +151,15 @@ export async function startAuthAuditApp(
       health.setStatus('', state);
       health.setStatus(`${AUDIT_PACKAGE}.${AUDIT_SERVICE}`, state);
     };
+    const responses = new ResponseStoreService(database.db, authenticator, sealer, {
+      retentionDays: settings.responsesRetentionDays,
+      clock: options.clock,
+    });
     const { app: microservice, port: grpcPort } = await listenGrpc(settings, health, logger, {
       authorization: new AuthorizationService(authenticator, appender, metrics),
       admin: new AdminService(database.db, gate, journal, sealer),
       auditLog: new AuditLogService(database.db, gate, journal, verifier, metrics),
+      responses,
     });
     cleanups.push(() => microservice.close());
 
@@ -204,6 +212,20 @@ export async function startAuthAuditApp(
       cleanups.push(() => Promise.resolve(clearInterval(retention)));
     }
 
+    // Stored responses expire on their own schedule (reads already refuse expired ones); hourly removal.
+    const responseRetention = setInterval(() => {
+      responses
+        .pruneExpired()
+        .catch((error: unknown) =>
+          logger.warn(
+            { errorClass: (error as Error)?.constructor?.name },
+            'stored response expiry failed; will retry',
+          ),
+        );
+    }, RETENTION_EVERY_MS);
+    responseRetention.unref();
+    cleanups.push(() => Promise.resolve(clearInterval(responseRetention)));
+
     setServing(true);
     const grpcAddress = `${settings.grpcHost}:${grpcPort}`;
     logger.info(
@@ -225,6 +247,7 @@ export async function startAuthAuditApp(
       metrics,
       checkpointNow: () => checkpointer.checkpointNow(),
       pruneOlderThan,
+      pruneExpiredResponses: () => responses.pruneExpired(),
       verifyChain: (verifyOptions) =>
         verifier.verify({ fromLastCheckpoint: verifyOptions?.fromLastCheckpoint ?? false }),
       close: async () => {

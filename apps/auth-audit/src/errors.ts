@@ -21,8 +21,8 @@ export const unauthenticated = (message: string, reason?: string) =>
 export const permissionDenied = (message: string, reason?: string) =>
   new AuthAuditError(status.PERMISSION_DENIED, message, reason);
 export const notFound = (message: string) => new AuthAuditError(status.NOT_FOUND, message);
-export const failedPrecondition = (message: string) =>
-  new AuthAuditError(status.FAILED_PRECONDITION, message);
+export const failedPrecondition = (message: string, reason?: string) =>
+  new AuthAuditError(status.FAILED_PRECONDITION, message, reason);
 
 /** The database is unreachable or went away mid-transaction: nothing was written, try again. */
 export class DatabaseUnavailableError extends AuthAuditError {

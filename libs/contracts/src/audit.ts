@@ -12,7 +12,10 @@ export type Action =
   | 'ACTION_COMPLETIONS'
   | 'ACTION_EMBEDDINGS'
   | 'ACTION_LIST_MODELS'
-  | 'ACTION_MANAGE_MODELS';
+  | 'ACTION_MANAGE_MODELS'
+  | 'ACTION_RESPONSES'
+  | 'ACTION_GET_STORED_RESPONSE'
+  | 'ACTION_DELETE_STORED_RESPONSE';
 export type DenialReason =
   | 'DENIAL_REASON_UNSPECIFIED'
   | 'DENIAL_REASON_MISSING_CREDENTIAL'
@@ -90,6 +93,7 @@ export interface AuthorizeResponse {
   auditSequence: number;
   allowedModels: string[];
   allModels: boolean;
+  contentCapture: ContentCapture;
 }
 
 export interface CompleteRequest {
@@ -339,3 +343,32 @@ export interface ListAuditCheckpointsResponse {
   checkpoints: Checkpoint[];
   signingKeys: SigningKey[];
 }
+
+export interface StoreResponseRequest {
+  credential: string;
+  requestId: string;
+  responseId: string;
+  responseJson: Buffer | Uint8Array;
+  inputItemsJson: Buffer | Uint8Array;
+}
+
+export interface StoreResponseResponse {
+  expiresAt: string;
+}
+
+export interface GetStoredResponseRequest {
+  credential: string;
+  responseId: string;
+}
+
+export interface GetStoredResponseResponse {
+  responseJson: Buffer;
+  inputItemsJson: Buffer;
+}
+
+export interface DeleteStoredResponseRequest {
+  credential: string;
+  responseId: string;
+}
+
+export type DeleteStoredResponseResponse = Record<string, never>;

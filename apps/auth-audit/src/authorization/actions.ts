@@ -10,6 +10,19 @@ export const AUTHORIZE_ACTIONS = {
   },
   ACTION_COMPLETIONS: { name: 'completions', operation: 'inference', needsModel: true, quota: true },
   ACTION_EMBEDDINGS: { name: 'embeddings', operation: 'inference', needsModel: true, quota: true },
+  ACTION_RESPONSES: { name: 'responses', operation: 'inference', needsModel: true, quota: true },
+  ACTION_GET_STORED_RESPONSE: {
+    name: 'responses.get',
+    operation: 'inference',
+    needsModel: false,
+    quota: false,
+  },
+  ACTION_DELETE_STORED_RESPONSE: {
+    name: 'responses.delete',
+    operation: 'inference',
+    needsModel: false,
+    quota: false,
+  },
   ACTION_LIST_MODELS: { name: 'models.list', operation: 'models.list', needsModel: false, quota: false },
   ACTION_MANAGE_MODELS: {
     name: 'models.manage',

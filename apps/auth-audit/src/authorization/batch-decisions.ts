@@ -6,7 +6,7 @@ import type { Denial, Principal } from '../auth/principal.js';
 import { principalFromKey, principalFromToken, type PrincipalVerdict } from '../auth/credentials.js';
 import type { ParsedApiKey } from '../keys/api-key-format.js';
 import { apiKeyRepository, type ApiKeyRecord } from '../keys/api-key.repository.js';
-import { tenantRepository, type Tenant } from '../tenants/tenant.repository.js';
+import { tenantRepository, type ContentCaptureMode, type Tenant } from '../tenants/tenant.repository.js';
 import { QuotaLedger, type QuotaSubject, type RateLimitView } from '../quota/quota-ledger.js';
 import { contentAssociatedData, type ContentSealer } from '../audit/content-sealer.js';
 import { emptyDraft, type AuditRecordDraft } from '../audit/audit-record.js';
@@ -55,6 +55,8 @@ export interface AuthorizeDecision {
   rateLimit?: RateLimitView;
   allowedModels: string[];
   allModels: boolean;
+  /** The tenant's content capture mode, for the gateway's stored-response policy; absent when refused. */
+  contentCapture?: ContentCaptureMode;
   sequence: number;
 }
 
@@ -191,7 +193,9 @@ function decide(
 ): AuthorizeDecision {
   const principal = verdict.ok ? verdict.principal : undefined;
   const tenant = verdict.ok ? verdict.tenant : undefined;
-  const models = principal ? allowedModels(principal, tenant) : { allowedModels: [], allModels: false };
+  const models = principal
+    ? { ...allowedModels(principal, tenant), contentCapture: tenant?.contentCapture ?? 'digest' }
+    : { allowedModels: [], allModels: false };
   if (denial) return { allowed: false, denial, principal, sequence: 0, allowedModels: [], allModels: false };
   if (!op.action.quota) return { allowed: true, principal, sequence: 0, ...models };
   const admitted = ledger.admit(subjectsOf(principal!, tenant));

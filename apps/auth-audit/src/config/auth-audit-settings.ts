@@ -26,6 +26,8 @@ export interface AuthAuditSettings {
   checkpointEveryRecords: number;
   checkpointIntervalSeconds: number;
   retentionDays: number;
+  /** How long a stored Responses API answer stays readable (AIRLOCK_RESPONSES_RETENTION_DAYS). */
+  responsesRetentionDays: number;
   oidc?: OidcSettings;
   /** mTLS from the platform CA (only the gateway may call), or plaintext when asked for by name. */
   transport: InternalTransport;
@@ -130,6 +132,8 @@ const environmentSchema = z.object({
   AIRLOCK_AUDIT_CHECKPOINT_EVERY_RECORDS: positiveInt.default(1000),
   AIRLOCK_AUDIT_CHECKPOINT_INTERVAL_SECONDS: positiveInt.default(60),
   AIRLOCK_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).default(0),
+  // OpenAI keeps stored responses for 30 days; they are content, so they never outlive this.
+  AIRLOCK_RESPONSES_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   AIRLOCK_OIDC_ISSUER: optionalText,
   AIRLOCK_OIDC_AUDIENCE: optionalText,
   AIRLOCK_OIDC_JWKS_FILE: optionalText,
@@ -211,6 +215,7 @@ export function loadAuthAuditSettings(
     checkpointEveryRecords: e.AIRLOCK_AUDIT_CHECKPOINT_EVERY_RECORDS,
     checkpointIntervalSeconds: e.AIRLOCK_AUDIT_CHECKPOINT_INTERVAL_SECONDS,
     retentionDays: e.AIRLOCK_AUDIT_RETENTION_DAYS,
+    responsesRetentionDays: e.AIRLOCK_RESPONSES_RETENTION_DAYS,
     oidc,
     transport: transport.transport,
   };

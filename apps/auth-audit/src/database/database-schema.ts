@@ -108,6 +108,19 @@ export interface AuditRetentionPolicyTable {
   min_age_days: number;
 }
 
+/** Responses API answers kept for `previous_response_id` and GET; both bodies sealed like `full` capture. */
+export interface StoredResponsesTable {
+  id: string;
+  tenant_id: string;
+  principal_id: string;
+  request_id: string;
+  content_key_id: string;
+  response_ciphertext: string;
+  input_items_ciphertext: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -118,6 +131,7 @@ export interface AuthAuditDatabase {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
   quota_counters: QuotaCountersTable;
+  stored_responses: StoredResponsesTable;
   audit_records: AuditRecordsTable;
   audit_chain_head: AuditChainHeadTable;
   audit_checkpoints: AuditCheckpointsTable;

@@ -199,6 +199,29 @@ export const MIGRATIONS: Migration[] = [
     name: 'least privilege: audit_prune() and the append-only guard closed to every role but the owner',
     up: hardenAuditGuards,
   },
+  {
+    version: 6,
+    name: 'stored responses of the Responses API, scoped to tenant and principal, with their own expiry',
+    async up(db) {
+      await db.schema
+        .createTable('stored_responses')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('tenant_id', 'text', (c) => c.notNull())
+        .addColumn('principal_id', 'text', (c) => c.notNull())
+        .addColumn('request_id', 'text', (c) => c.notNull())
+        .addColumn('content_key_id', 'text', (c) => c.notNull())
+        .addColumn('response_ciphertext', 'text', (c) => c.notNull())
+        .addColumn('input_items_ciphertext', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('expires_at', 'timestamptz', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('stored_responses_expiry')
+        .on('stored_responses')
+        .column('expires_at')
+        .execute();
+    },
+  },
 ];
 
 export interface MigrateOptions extends ServiceRoles {

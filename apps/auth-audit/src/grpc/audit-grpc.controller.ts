@@ -6,6 +6,7 @@ import { Observable } from 'rxjs';
 import { AuthorizationService } from '../services/authorization.service.js';
 import { AdminService } from '../services/admin.service.js';
 import { AuditLogService } from '../services/audit-log.service.js';
+import { ResponseStoreService } from '../responses/response-store.service.js';
 
 /** airlock.audit.v1.AuditService: each method delegates to one service call. */
 @Controller()
@@ -14,6 +15,7 @@ export class AuditGrpcController {
     private readonly authorization: AuthorizationService,
     private readonly admin: AdminService,
     private readonly auditLog: AuditLogService,
+    private readonly responses: ResponseStoreService,
   ) {}
 
   @GrpcMethod(AUDIT_SERVICE, 'Authorize')
@@ -80,6 +82,23 @@ export class AuditGrpcController {
     request: audit.ListAuditCheckpointsRequest,
   ): Promise<audit.ListAuditCheckpointsResponse> {
     return this.auditLog.listCheckpoints(request);
+  }
+
+  @GrpcMethod(AUDIT_SERVICE, 'StoreResponse')
+  storeResponse(request: audit.StoreResponseRequest): Promise<audit.StoreResponseResponse> {
+    return this.responses.store(request);
+  }
+
+  @GrpcMethod(AUDIT_SERVICE, 'GetStoredResponse')
+  getStoredResponse(request: audit.GetStoredResponseRequest): Promise<audit.GetStoredResponseResponse> {
+    return this.responses.get(request);
+  }
+
+  @GrpcMethod(AUDIT_SERVICE, 'DeleteStoredResponse')
+  deleteStoredResponse(
+    request: audit.DeleteStoredResponseRequest,
+  ): Promise<audit.DeleteStoredResponseResponse> {
+    return this.responses.delete(request);
   }
 }
 

@@ -7,7 +7,7 @@ import { AUTHORIZE_ACTIONS, type AuthorizeActionKey } from '../authorization/act
 import type { RateLimitView } from '../quota/quota-ledger.js';
 import { invalidArgument } from '../errors.js';
 import type { AuthAuditMetrics } from '../metrics/auth-audit-metrics.js';
-import { denialToContract, principalToContract } from '../grpc/contract-mapping.js';
+import { captureToContract, denialToContract, principalToContract } from '../grpc/contract-mapping.js';
 import { body, count, durationMicros, requireRequestId, text } from '../validation.js';
 
 const COMPLETE_OUTCOMES: Partial<Record<audit.Outcome, 'succeeded' | 'failed' | 'cancelled'>> = {
@@ -60,6 +60,9 @@ export class AuthorizationService {
       auditSequence: decision.sequence,
       allowedModels: decision.allowedModels,
       allModels: decision.allModels,
+      contentCapture: decision.contentCapture
+        ? captureToContract(decision.contentCapture)
+        : 'CONTENT_CAPTURE_UNSPECIFIED',
     };
   }
 

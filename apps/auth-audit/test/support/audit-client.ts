@@ -23,6 +23,11 @@ export interface AuditClient {
   listAuditCheckpoints(
     request: audit.ListAuditCheckpointsRequest,
   ): Promise<audit.ListAuditCheckpointsResponse>;
+  storeResponse(request: audit.StoreResponseRequest): Promise<audit.StoreResponseResponse>;
+  getStoredResponse(request: audit.GetStoredResponseRequest): Promise<audit.GetStoredResponseResponse>;
+  deleteStoredResponse(
+    request: audit.DeleteStoredResponseRequest,
+  ): Promise<audit.DeleteStoredResponseResponse>;
   /** The whole export, chunks concatenated. */
   exportAuditRecords(
     request: audit.ExportAuditRecordsRequest,
@@ -45,6 +50,9 @@ const UNARY = [
   'QueryAuditRecords',
   'VerifyAuditChain',
   'ListAuditCheckpoints',
+  'StoreResponse',
+  'GetStoredResponse',
+  'DeleteStoredResponse',
 ] as const;
 
 /** Plaintext by default (the service's own suites); pass mTLS credentials to call it as a given service. */

@@ -34,6 +34,7 @@ export function testSettings(
     retentionDays: 0,
     // The service's own suites call it directly; mTLS between services is tested in test/security and e2e.
     transport: { kind: 'plaintext' },
+    responsesRetentionDays: 30,
     ...overrides,
   };
 }
