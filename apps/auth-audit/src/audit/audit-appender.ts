@@ -42,6 +42,7 @@ export class AuditAppender {
   private queue: Pending[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private closed = false;
+  private startScheduled = false;
 
   constructor(
     private readonly db: AuthAuditDb,
@@ -62,7 +63,10 @@ export class AuditAppender {
   /** Stops taking work and waits for the batches in flight. */
   async close(): Promise<void> {
     this.closed = true;
-    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+    while (this.inFlight.size > 0 || this.startScheduled) {
+      if (this.startScheduled) await new Promise((resolve) => setImmediate(resolve));
+      else await Promise.all(this.inFlight);
+    }
   }
 
   private submit(op: BatchOp): Promise<BatchResult> {
@@ -76,8 +80,22 @@ export class AuditAppender {
     });
   }
 
-  /** Starts a batch with everything queued, while fewer than the allowed number are in flight. */
+  /**
+   * Starts the next batch one event-loop turn later, so that every request already read from the sockets
+   * joins it. Without the turn, an in-process database (PGlite runs a whole transaction without returning to
+   * the event loop) would commit one op per transaction: nothing can arrive while it runs.
+   */
   private startBatches(): void {
+    if (this.startScheduled) return;
+    this.startScheduled = true;
+    setImmediate(() => {
+      this.startScheduled = false;
+      this.startBatchesNow();
+    });
+  }
+
+  /** Starts a batch with everything queued, while fewer than the allowed number are in flight. */
+  private startBatchesNow(): void {
     while (this.queue.length > 0 && this.inFlight.size < (this.options.maxConcurrentBatches ?? 1)) {
       const batch = this.queue.splice(0, this.options.maxBatchSize);
       const running: Promise<void> = this.commit(batch).finally(() => {
