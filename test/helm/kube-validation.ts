@@ -1,5 +1,5 @@
 // Offline validation of rendered objects against the Kubernetes schemas: kubernetes-models (types, required fields,
-// formats; CRDs from @kubernetes-models/prometheus-operator and /keda), plus a check for unknown fields, which
+// formats; CRDs from @kubernetes-models/prometheus-operator, /keda and /gateway-api), plus a check for unknown fields, which
 // kubernetes-models lets through: each built-in object goes through @kubernetes/client-node's typed (de)serialiser,
 // which keeps only the fields the API defines, and anything that does not come back is reported.
 import { dumpYaml, loadYaml } from '@kubernetes/client-node';
@@ -12,6 +12,7 @@ type ModelClass = new (data: unknown) => { validate(): void };
 const crdPackages: Record<string, string> = {
   'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
   'keda.sh': '@kubernetes-models/keda',
+  'gateway.networking.k8s.io': '@kubernetes-models/gateway-api',
 };
 
 function modulePath(apiVersion: string, kind: string): { path: string; builtIn: boolean } {

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { internalTransportFromEnv, type InternalTransport } from '@airlock/contracts';
 
@@ -15,6 +16,28 @@ const addressList = z
       .filter((entry) => entry.length > 0),
   )
   .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port entries')));
+
+/** IPs or CIDRs, comma-separated: the proxies (an ingress controller) whose X-Forwarded-For is believed. */
+const proxyList = z
+  .string()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter((entry) => entry.length > 0),
+  )
+  .pipe(
+    z.array(
+      z.string().refine((entry) => {
+        const [address, prefix, ...rest] = entry.split('/');
+        const family = isIP(address);
+        if (family === 0 || rest.length > 0) return false;
+        if (prefix === undefined) return true;
+        const bits = Number(prefix);
+        return /^\d{1,3}$/.test(prefix) && bits <= (family === 4 ? 32 : 128);
+      }, 'expected IP addresses or CIDRs (e.g. 10.42.0.0/16)'),
+    ),
+  );
 
 /** `model=limit` pairs, comma-separated: per-model caps on max_tokens. */
 const perModelLimits = z.string().transform((value, ctx) => {
@@ -60,6 +83,7 @@ export const gatewayEnvSchema = z.object({
   AIRLOCK_MAX_EMBEDDING_INPUTS: positiveInt.default(256),
   AIRLOCK_AUDIT_RETRY_MAX_SECONDS: seconds.default(30),
   AIRLOCK_MAX_REPLICAS: positiveInt.default(64),
+  AIRLOCK_TRUSTED_PROXIES: proxyList.default([]),
 });
 
 export type GatewayEnv = z.output<typeof gatewayEnvSchema>;
@@ -94,6 +118,8 @@ export interface GatewayConfig {
   maxReplicas: number;
   /** mTLS to auth-audit and the workers (each checked by its URI SAN), or plaintext when asked for by name. */
   internalTransport: InternalTransport;
+  /** Proxies whose X-Forwarded-For names the client (audit client_address); none: the TCP peer is the client. */
+  trustedProxies: string[];
 }
 
 /** Tests hand the Kubernetes client an explicit cluster (the fake API server); production loads in-cluster. */
@@ -145,6 +171,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     auditRetryMaxMs: e.AIRLOCK_AUDIT_RETRY_MAX_SECONDS * 1000,
     maxReplicas: e.AIRLOCK_MAX_REPLICAS,
     internalTransport: transport.transport,
+    trustedProxies: e.AIRLOCK_TRUSTED_PROXIES,
   };
 }
 

@@ -83,6 +83,9 @@ export async function startGatewayApp(
     },
     logger: false,
     return503OnClosing: true,
+    // Only the configured proxies' X-Forwarded-For is believed (the right-most untrusted hop is the client);
+    // without them a client could name any address for its audit records.
+    trustProxy: config.trustedProxies.length > 0 ? config.trustedProxies : false,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     GatewayModule.with({ config, pool, recorder, auth, inference, scaler: discovery.scaler }),

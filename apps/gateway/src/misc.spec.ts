@@ -27,6 +27,23 @@ describe('settings', () => {
     expect(config.modelMaxTokens).toEqual({ x: 5, y: 6 });
     expect(config.port).toBe(8080);
   });
+
+  it('trusts no proxy unless told, and refuses anything but IPs and CIDRs', () => {
+    const load = (proxies?: string) =>
+      loadGatewayConfig({
+        AIRLOCK_INTERNAL_PLAINTEXT: 'true',
+        ...(proxies === undefined ? {} : { AIRLOCK_TRUSTED_PROXIES: proxies }),
+      });
+    expect(load().trustedProxies).toEqual([]);
+    expect(load('10.42.0.0/16, fd00::/8,192.0.2.1').trustedProxies).toEqual([
+      '10.42.0.0/16',
+      'fd00::/8',
+      '192.0.2.1',
+    ]);
+    for (const bad of ['ingress.local', '10.0.0.0/33', '10.0.0.1/8/1', '*']) {
+      expect(() => load(bad)).toThrow(/AIRLOCK_TRUSTED_PROXIES/);
+    }
+  });
 });
 
 describe('error mapping', () => {

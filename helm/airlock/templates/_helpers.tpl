@@ -286,3 +286,41 @@ Pass (dict "root" $ "image" .Values.gateway.image). Never "latest": a moving tag
         path: tls.key
 {{- end }}
 {{- end }}
+
+{{/*
+The organisation's CA bundle (caBundle), trusted by Node in addition to the system roots: PostgreSQL with
+sslmode=verify-full, an https OIDC JWKS URL, TLS sinks. Env, mount and volume, each empty when no bundle is set.
+*/}}
+{{- define "airlock.caBundleEnv" -}}
+{{- if or .Values.caBundle.configMap .Values.caBundle.secret }}
+- name: NODE_EXTRA_CA_CERTS
+  value: /etc/airlock/ca/ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "airlock.caBundleMount" -}}
+{{- if or .Values.caBundle.configMap .Values.caBundle.secret }}
+- name: ca-bundle
+  mountPath: /etc/airlock/ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "airlock.caBundleVolume" -}}
+{{- $ca := .Values.caBundle }}
+{{- if $ca.secret }}
+- name: ca-bundle
+  secret:
+    secretName: {{ $ca.secret }}
+    items:
+      - key: {{ $ca.key }}
+        path: ca.crt
+{{- else if $ca.configMap }}
+- name: ca-bundle
+  configMap:
+    name: {{ $ca.configMap }}
+    items:
+      - key: {{ $ca.key }}
+        path: ca.crt
+{{- end }}
+{{- end }}

@@ -34,6 +34,9 @@ Checks that JSON schema cannot express: a clear message at install time instead 
 {{- fail (printf "models.%s.autoscaling: enable hpa or keda, not both (KEDA creates its own HPA)" $model.id) }}
 {{- end }}
 {{- end }}
+{{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) }}
+{{- fail "httpRoute.parentRefs: name the Gateway the route attaches to" }}
+{{- end }}
 {{- $database := .Values.authAudit.database }}
 {{- if $database.migrationJob.enabled }}
 {{- if .Values.postgresql.enabled }}

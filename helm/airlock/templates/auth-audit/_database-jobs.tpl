@@ -47,6 +47,9 @@ spec:
               name: {{ include "airlock.authAuditSecretName" $root }}
               key: {{ .urlKey }}
         {{- include "airlock.authAuditDatabaseEnv" $root | trim | nindent 8 }}
+        {{- with include "airlock.caBundleEnv" $root | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
       resources:
         requests:
           cpu: 100m
@@ -56,10 +59,27 @@ spec:
       volumeMounts:
         - name: tmp
           mountPath: /tmp
+        {{- with include "airlock.caBundleMount" $root | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
+        {{- if $values.database.clientCertificateSecret }}
+        - name: postgres-client
+          mountPath: /etc/airlock/postgres-client
+          readOnly: true
+        {{- end }}
   volumes:
     - name: tmp
       emptyDir:
         sizeLimit: 64Mi
+    {{- with include "airlock.caBundleVolume" $root | trim }}
+    {{- . | nindent 4 }}
+    {{- end }}
+    {{- with $values.database.clientCertificateSecret }}
+    - name: postgres-client
+      secret:
+        secretName: {{ . }}
+        defaultMode: 0440
+    {{- end }}
 {{- end }}
 
 {{/* Settings the service, the migration and the retention pass must agree on. */}}
