@@ -79,3 +79,28 @@ describe('site integration', () => {
     expect(Number(route.spec.rules[0].timeouts.request.replace(/s$/, ''))).toBeGreaterThan(600);
   });
 });
+
+describe('images and uninstall', () => {
+  const digest = `sha256:${'c'.repeat(64)}`;
+  const gatewayImage = (set: string[]) =>
+    ofKind<Workload & { spec: { template: { spec: { containers: { image: string }[] } } } }>(renderChart({ set }), 'Deployment').find(
+      (w) => component(w) === 'gateway',
+    )!.spec.template.spec.containers[0].image;
+
+  it('pins a digest given either as sha256:… or as docker inspect prints it (repo@sha256:…)', () => {
+    expect(gatewayImage([`gateway.image.digest=${digest}`])).toBe(`registry.local/airlock/gateway:0.1.0@${digest}`);
+    expect(gatewayImage([`gateway.image.digest=registry.hospital.internal/ai/airlock/gateway@${digest}`])).toBe(
+      `registry.local/airlock/gateway:0.1.0@${digest}`,
+    );
+  });
+
+  it('keeps the evaluation database volume on helm uninstall unless told otherwise', () => {
+    const policy = (set: string[]) =>
+      ofKind<KubeObject & { spec: { persistentVolumeClaimRetentionPolicy: { whenDeleted: string } } }>(
+        renderChart({ set: ['postgresql.enabled=true', ...set] }),
+        'StatefulSet',
+      )[0].spec.persistentVolumeClaimRetentionPolicy.whenDeleted;
+    expect(policy([])).toBe('Retain');
+    expect(policy(['postgresql.persistence.retainOnUninstall=false'])).toBe('Delete');
+  });
+});

@@ -141,7 +141,8 @@ Pass (dict "root" $ "image" .Values.gateway.image). Never "latest": a moving tag
 {{- end }}
 {{- $ref := printf "%s/%s:%s" $registry .image.repository $tag }}
 {{- if .image.digest }}
-{{- $ref = printf "%s@%s" $ref .image.digest }}
+{{- /* Either form: "sha256:…" or what `docker inspect` prints, "repo@sha256:…" (the repository part is dropped). */}}
+{{- $ref = printf "%s@%s" $ref (regexReplaceAll "^.*@" .image.digest "") }}
 {{- end }}
 {{- $ref }}
 {{- end }}
