@@ -27,13 +27,13 @@ describe.each(DRIVERS)('OIDC bearer tokens on %s', (driver) => {
   });
   const sign = (
     payload: JWTPayload,
-    options: { key?: CryptoKey; kid?: string; exp?: number; nbf?: number } = {},
+    options: { key?: CryptoKey; kid?: string; exp?: number; nbf?: number; iat?: number } = {},
   ) =>
     new SignJWT(payload)
       .setProtectedHeader({ alg: 'RS256', kid: options.kid ?? 'idp-1' })
       .setIssuer((payload.iss as string) ?? ISSUER)
       .setAudience((payload.aud as string) ?? AUDIENCE)
-      .setIssuedAt()
+      .setIssuedAt(options.iat ?? now())
       .setNotBefore(options.nbf ?? now() - 5)
       .setExpirationTime(options.exp ?? now() + 300)
       .sign(options.key ?? signingKey);
@@ -65,6 +65,7 @@ describe.each(DRIVERS)('OIDC bearer tokens on %s', (driver) => {
       roleClaim: 'realm_access.roles',
       tenantClaim: 'tenant',
       clockSkewSeconds: 30,
+      maxTokenLifetimeSeconds: 3600,
       algorithms: DEFAULT_OIDC_ALGORITHMS,
       roleMap: {
         'airlock-admin': 'admin',
@@ -125,6 +126,35 @@ describe.each(DRIVERS)('OIDC bearer tokens on %s', (driver) => {
       await sign(claims(), { nbf: now() + 600 }),
       'DENIAL_REASON_TOKEN_INVALID',
       /not yet valid/,
+    );
+  });
+
+  it('rejects a token issued in the future, one living for 100 years, and control characters in claims', async () => {
+    await expectDenied(
+      await sign(claims(), { iat: now() + 3600, nbf: now() - 5 }),
+      'DENIAL_REASON_TOKEN_INVALID',
+      /iat/,
+    );
+    await expectDenied(
+      await sign(claims(), { exp: now() + 100 * 365 * 86_400 }),
+      'DENIAL_REASON_TOKEN_INVALID',
+      /lifetime/,
+    );
+    await expectDenied(
+      await sign(claims(), { iat: now() - 60, exp: now() + 3 * 3600 }),
+      'DENIAL_REASON_TOKEN_INVALID',
+      /lifetime/,
+    );
+    for (const bad of [
+      { sub: 'u-1\u0000x' },
+      { preferred_username: 'dr\nhouse' },
+      { tenant: 'cardiology\u001b[2J' },
+    ]) {
+      await expectDenied(await sign(claims(bad)), 'DENIAL_REASON_TOKEN_INVALID', /control characters/);
+    }
+    // Within the rules: accepted.
+    expect((await authorize(await sign(claims(), { iat: now() + 10, exp: now() + 3000 }))).allowed).toBe(
+      true,
     );
   });
 

@@ -26,6 +26,9 @@ export type TokenVerdict = { ok: true; identity: TokenIdentity } | { ok: false; 
 // When a token maps to several roles, the broadest wins.
 const ROLE_PRECEDENCE: readonly OidcRoleName[] = ['admin', 'global-auditor', 'auditor', 'user'];
 const MAX_SUBJECT_LENGTH = 256;
+/** C0 and C1 controls (and DEL): a claim is written to audit records and may reach a terminal or a log. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 
 /**
  * Verifies OIDC/JWT bearer tokens from the organisation's identity provider against its JWKS (a file, or a
@@ -50,6 +53,10 @@ export class OidcVerifier {
     );
   }
 
+  private lifetimeProblem(payload: JWTPayload): string | undefined {
+    return tokenLifetimeProblem(payload, this.settings);
+  }
+
   async verify(token: string): Promise<TokenVerdict> {
     let payload: JWTPayload;
     try {
@@ -63,6 +70,8 @@ export class OidcVerifier {
     } catch (error) {
       return { ok: false, denial: describeRejection(error) };
     }
+    const lifetime = this.lifetimeProblem(payload);
+    if (lifetime) return invalid(lifetime);
     const subject = payload.sub ?? '';
     if (subject.length === 0 || subject.length > MAX_SUBJECT_LENGTH) {
       return invalid('token subject is empty or too long');
@@ -83,6 +92,10 @@ export class OidcVerifier {
       return invalid(`token has no "${this.settings.tenantClaim}" claim`);
     }
     const preferred = payload.preferred_username;
+    const used = [subject, tenantValue, typeof preferred === 'string' ? preferred : '', ...roleValues];
+    if (used.some((value) => CONTROL_CHARACTERS.test(value))) {
+      return invalid('token claims contain control characters');
+    }
     return {
       ok: true,
       identity: {
@@ -94,6 +107,31 @@ export class OidcVerifier {
       },
     };
   }
+}
+
+export interface LifetimeRules {
+  clockSkewSeconds: number;
+  maxTokenLifetimeSeconds: number;
+}
+
+/** A token issued in the future, or one living longer than allowed (from iat, or from now without iat). */
+export function tokenLifetimeProblem(
+  payload: Pick<JWTPayload, 'iat' | 'exp'>,
+  rules: LifetimeRules,
+  nowSeconds = Date.now() / 1000,
+): string | undefined {
+  const { iat, exp } = payload;
+  if (iat !== undefined && (typeof iat !== 'number' || iat > nowSeconds + rules.clockSkewSeconds)) {
+    return 'token "iat" claim is in the future';
+  }
+  const from = typeof iat === 'number' ? iat : nowSeconds;
+  if (
+    typeof exp === 'number' &&
+    exp - Math.min(from, nowSeconds) > rules.maxTokenLifetimeSeconds + rules.clockSkewSeconds
+  ) {
+    return `token lifetime exceeds ${rules.maxTokenLifetimeSeconds} seconds`;
+  }
+  return undefined;
 }
 
 function invalid(message: string): TokenVerdict {

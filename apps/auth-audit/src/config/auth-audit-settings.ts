@@ -41,6 +41,8 @@ export interface OidcSettings {
   roleClaim: string;
   tenantClaim: string;
   clockSkewSeconds: number;
+  /** Longest accepted token lifetime (exp - iat, and exp - now), in seconds. */
+  maxTokenLifetimeSeconds: number;
   algorithms: string[];
   /** Claim value → Airlock role. */
   roleMap: Record<string, OidcRoleName>;
@@ -142,6 +144,12 @@ const environmentSchema = z.object({
   AIRLOCK_OIDC_ROLE_CLAIM: z.string().trim().min(1).default('roles'),
   AIRLOCK_OIDC_TENANT_CLAIM: z.string().trim().min(1).default('tenant'),
   AIRLOCK_OIDC_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(600).default(30),
+  AIRLOCK_OIDC_MAX_TOKEN_LIFETIME_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 86_400)
+    .default(86_400),
   AIRLOCK_OIDC_ALGORITHMS: z
     .string()
     .trim()
@@ -193,6 +201,7 @@ export function loadAuthAuditSettings(
       roleClaim: e.AIRLOCK_OIDC_ROLE_CLAIM,
       tenantClaim: e.AIRLOCK_OIDC_TENANT_CLAIM,
       clockSkewSeconds: e.AIRLOCK_OIDC_CLOCK_SKEW_SECONDS,
+      maxTokenLifetimeSeconds: e.AIRLOCK_OIDC_MAX_TOKEN_LIFETIME_SECONDS,
       algorithms: e.AIRLOCK_OIDC_ALGORITHMS,
       roleMap: e.AIRLOCK_OIDC_ROLE_MAP,
     };
