@@ -1,7 +1,6 @@
 // Regression tests for the attacks of issue 11, against the real platform (auth-audit and a worker as
 // processes on their built entry points, the gateway in-process, mutual TLS on every internal hop, PGlite,
 // the stories260K model). Each test reproduces one attack and asserts it fails.
-import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import {
@@ -48,7 +47,7 @@ describeWithModels('attacks from issue 11 (real platform, mTLS)', () => {
 
   async function forgedRecords(): Promise<number> {
     const { json } = await platform.admin('GET', '/audit/records?request_id=forged-request');
-    return ((json as Json).data as unknown[]).length;
+    return (json.data as unknown[]).length;
   }
 
   describe('no authentication between services', () => {
@@ -217,6 +216,37 @@ describeWithModels('attacks from issue 11 (real platform, mTLS)', () => {
         expect(csv).toContain(`"'${start}HYPERLINK(""http://attacker.example/`);
         expect(csv).not.toContain(`,"${start}HYPERLINK`);
       }
+    });
+  });
+
+  describe('prompt cache', () => {
+    it("tenant B gets cached_tokens 0 on tenant A's prefix while A gets the hit", async () => {
+      for (const tenant of ['tenant-a', 'tenant-b']) {
+        expect((await platform.admin('PUT', `/tenants/${tenant}`, { name: tenant })).status).toBe(200);
+      }
+      const keyA = await platform.createKey({ tenant: 'tenant-a', role: 'user' });
+      const keyB = await platform.createKey({ tenant: 'tenant-b', role: 'user' });
+      const prompt = 'Once upon a time there was a girl whose secret diagnosis was';
+      const cached = async (key: string) => {
+        const response = await fetch(`${platform.url}/v1/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: MODEL, prompt, max_tokens: 1, temperature: 0 }),
+        });
+        expect(response.status).toBe(200);
+        return ((await response.json()) as Json).usage.prompt_tokens_details.cached_tokens as number;
+      };
+      // The worker has 4 sequences: 8 runs leave A's prompt in every one of them.
+      const a: number[] = [];
+      for (let i = 0; i < 8; i += 1) a.push(await cached(keyA));
+      expect(Math.max(...a)).toBeGreaterThan(0);
+      const b: number[] = [];
+      for (let i = 0; i < 4; i += 1) b.push(await cached(keyB));
+      expect(b).toEqual([0, 0, 0, 0]);
+      // B's own prefix is B's to reuse.
+      const bAgain: number[] = [];
+      for (let i = 0; i < 4; i += 1) bAgain.push(await cached(keyB));
+      expect(Math.max(...bAgain)).toBeGreaterThan(0);
     });
   });
 });

@@ -80,6 +80,8 @@ export interface ChatRequest {
   toolChoiceMode?: ToolChoiceMode;
   toolChoiceFunction?: string;
   reasoningEffort?: ReasoningEffort;
+  /** Prompt-cache reuse is scoped to this tenant. */
+  tenant?: string;
 }
 
 export type ChatResponse =
@@ -93,6 +95,8 @@ export interface CompleteRequest {
   requestId?: string;
   prompt: string;
   sampling?: SamplingParams;
+  /** Prompt-cache reuse is scoped to this tenant. */
+  tenant?: string;
 }
 
 export type CompleteResponse =

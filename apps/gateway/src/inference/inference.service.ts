@@ -30,7 +30,9 @@ export class InferenceService {
   async chat(parsed: ParsedChat, ctx: RequestContext, sse: SseWriter | null): Promise<object | void> {
     const exchange = new Exchange(ctx, parsed.model, this.recorder, this.metrics);
     const identity = this.identity(`chatcmpl-${ctx.requestId}`, parsed.model);
-    const request = { ...parsed.request, requestId: ctx.requestId };
+    // The tenant scopes the worker's prompt-cache reuse.
+    const tenant = ctx.authorization.tenant;
+    const request = { ...parsed.request, requestId: ctx.requestId, tenant };
     const generations = Array.from({ length: parsed.n }, () =>
       generate<ChatResponse>(
         this.pool,
@@ -50,7 +52,11 @@ export class InferenceService {
     const exchange = new Exchange(ctx, parsed.model, this.recorder, this.metrics);
     const identity = this.identity(`cmpl-${ctx.requestId}`, parsed.model);
     const requests = parsed.requests.flatMap((r) =>
-      Array.from({ length: parsed.n }, () => ({ ...r, requestId: ctx.requestId })),
+      Array.from({ length: parsed.n }, () => ({
+        ...r,
+        requestId: ctx.requestId,
+        tenant: ctx.authorization.tenant,
+      })),
     );
     const generations = requests.map((request) =>
       generate<CompleteResponse>(

@@ -45,6 +45,8 @@ export type GenerationEvent = ChatResponse;
 export interface GenerationOptions {
   signal: AbortSignal;
   onEvent: (event: GenerationEvent) => void;
+  /** The request's tenant: a sequence's kept tokens are reused only for the tenant that left them. */
+  tenant: string;
 }
 
 /** Limits on embedding requests: a batch of many inputs is one request, so it is bounded too. */
@@ -57,6 +59,8 @@ type LoadState = 'MODEL_STATE_LOADING' | 'MODEL_STATE_READY' | 'MODEL_STATE_FAIL
 interface Slot {
   index: number;
   sequence: LlamaContextSequence;
+  /** Whose tokens the sequence holds (undefined: none yet). */
+  tenant?: string;
 }
 
 interface StopMeta {
@@ -439,6 +443,18 @@ export class ModelRunner {
     }
     const queueWaitMs = performance.now() - arrived;
     const { sequence } = lease.slot;
+    // Another tenant's tokens are never a prefix for this request: a cache hit (and its faster first token)
+    // would tell this tenant how another tenant's prompt began.
+    if (lease.slot.tenant !== options.tenant) {
+      lease.slot.tenant = undefined;
+      try {
+        await sequence.clearHistory();
+      } catch (error) {
+        lease.release();
+        throw error;
+      }
+      lease.slot.tenant = options.tenant;
+    }
     const meterBefore = sequence.tokenMeter.getState();
     let completionTokens = 0;
     let firstTokenAt = 0;

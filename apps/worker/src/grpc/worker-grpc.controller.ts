@@ -25,12 +25,14 @@ export class WorkerGrpcController {
 
   @GrpcMethod('WorkerService', 'Chat')
   chat(request: ChatRequest): Observable<ChatResponse> {
-    return this.generation(request.model, (runner, options) => runner.chat(request, options));
+    return this.generation(request.model, request.tenant ?? '', (runner, options) =>
+      runner.chat(request, options),
+    );
   }
 
   @GrpcMethod('WorkerService', 'Complete')
   complete(request: CompleteRequest): Observable<CompleteResponse> {
-    return this.generation(request.model, (runner, options) =>
+    return this.generation(request.model, request.tenant ?? '', (runner, options) =>
       runner.complete(request, options),
     ) as Observable<CompleteResponse>;
   }
@@ -70,6 +72,7 @@ export class WorkerGrpcController {
    */
   private generation(
     modelId: string,
+    tenant: string,
     run: (runner: ModelRunner, options: GenerationOptions) => Promise<Finish>,
   ): Observable<ChatResponse> {
     return new Observable<ChatResponse>((subscriber) => {
@@ -84,7 +87,7 @@ export class WorkerGrpcController {
         return undefined;
       }
       const signal = AbortSignal.any([abort.signal, this.fleet.shutdownSignal]);
-      run(runner, { signal, onEvent: (event) => subscriber.next(event) })
+      run(runner, { signal, tenant, onEvent: (event) => subscriber.next(event) })
         .then((finish) => {
           subscriber.next({ event: 'finish', finish });
           subscriber.complete();
