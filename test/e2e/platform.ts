@@ -74,6 +74,8 @@ export interface PlatformOptions {
   database: 'pglite' | 'postgres';
   /** Gateway settings; a function is called once the worker's address is known. */
   gateway?: Partial<GatewayConfig> | ((platform: Platform) => Partial<GatewayConfig>);
+  /** Extra AIRLOCK_* settings for auth-audit (e.g. a short checkpoint interval). */
+  authAuditEnv?: Record<string, string>;
 }
 
 /** Keeps the last lines a service wrote (stdout and stderr), for "nothing from a request in any log" checks. */
@@ -114,6 +116,11 @@ export class Platform {
 
   get url(): string {
     return `http://127.0.0.1:${this.gateway.port}`;
+  }
+
+  /** auth-audit's data directory (signing key, witness file). */
+  get authAuditDataDir(): string {
+    return join(this.dataDir, 'auth-audit');
   }
 
   /** The ops ports (/metrics) of the gateway, the worker and auth-audit. */
@@ -199,6 +206,7 @@ export class Platform {
       AIRLOCK_DATA_DIR: join(this.dataDir, 'auth-audit'),
       AIRLOCK_ADMIN_KEY: this.adminKey,
       ...(this.databaseUrl ? { AIRLOCK_DATABASE_URL: this.databaseUrl } : {}),
+      ...this.options.authAuditEnv,
     });
     await waitReady(this.authAuditPorts.ops, this.authAudit, 'auth-audit');
   }

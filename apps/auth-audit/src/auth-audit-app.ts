@@ -17,6 +17,9 @@ import { CheckpointSigner, readPublicKeys } from './audit/checkpoint-signer.js';
 import { ContentSealer } from './audit/content-sealer.js';
 import { OidcVerifier } from './auth/oidc-verifier.js';
 import { Checkpointer, type CheckpointRow } from './audit/checkpointer.js';
+import { FileWitness, type WitnessSink } from './audit/audit-witness.js';
+import { AuditProofs } from './audit/audit-proofs.js';
+import { ReceiptSigner } from './audit/receipts.js';
 import { AuditAppender } from './audit/audit-appender.js';
 import { AdminJournal } from './audit/admin-journal.js';
 import { ChainVerifier, type VerifyReport } from './audit/chain-verifier.js';
@@ -49,6 +52,12 @@ export interface AuthAuditApp {
   verifyChain(options?: { fromLastCheckpoint?: boolean }): Promise<VerifyReport>;
   /** Removes stored responses past their expiry (normally hourly); returns how many. */
   pruneExpiredResponses(): Promise<number>;
+  /** Why the checkpoint signer refuses to sign (and inference is stopped); undefined while healthy. */
+  signerHalted(): string | undefined;
+  /** The witness file every checkpoint is appended to. */
+  witnessFile: string;
+  /** Waits until the background witness sinks took every checkpoint so far. */
+  flushWitnessSinks(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -59,6 +68,8 @@ export interface StartOptions {
   announce?: (line: string) => void;
   /** Pins the time Authorize and Complete use (quota tests); the wall clock otherwise. */
   clock?: () => Date;
+  /** Witness sinks besides the file (syslog, HTTP), built from settings by main. */
+  witnessSinks?: WitnessSink[];
 }
 
 const MAX_BATCH = 512;
@@ -103,9 +114,18 @@ export async function startAuthAuditApp(
     const oidc = settings.oidc ? await OidcVerifier.create(settings.oidc) : undefined;
     const metrics = new AuthAuditMetrics();
 
+    const trustedKeys = await readPublicKeys(settings.previousSigningKeysFile);
+    trustedKeys.set(signer.keyId, signer.publicKeyPem);
+    const witness = new FileWitness(settings.witnessDir);
+    // Set once the health service exists; a halt at start-up finds the service not serving anyway.
+    let onSignerHalt = (): void => undefined;
     const checkpointer = new Checkpointer(database.db, signer, metrics, logger, {
       everyRecords: settings.checkpointEveryRecords,
       intervalSeconds: settings.checkpointIntervalSeconds,
+      witness,
+      sinks: options.witnessSinks,
+      trustedKeys,
+      onHalt: () => onSignerHalt(),
     });
     await checkpointer.start();
     const onCommitted = (head: number) => {
@@ -129,9 +149,7 @@ export async function startAuthAuditApp(
         );
     });
     const journal = new AdminJournal(database.db, metrics, onCommitted, options.clock);
-    const trustedKeys = await readPublicKeys(settings.previousSigningKeysFile);
-    trustedKeys.set(signer.keyId, signer.publicKeyPem);
-    const verifier = new ChainVerifier(database.db, trustedKeys);
+    const verifier = new ChainVerifier(database.db, trustedKeys, witness);
     const authenticator = new Authenticator(database.db, oidc, metrics);
     const gate = new AdminGate(authenticator, journal);
 
@@ -155,10 +173,24 @@ export async function startAuthAuditApp(
       retentionDays: settings.responsesRetentionDays,
       clock: options.clock,
     });
+    onSignerHalt = () => setServing(false);
     const { app: microservice, port: grpcPort } = await listenGrpc(settings, health, logger, {
-      authorization: new AuthorizationService(authenticator, appender, metrics),
+      authorization: new AuthorizationService(
+        authenticator,
+        appender,
+        metrics,
+        new ReceiptSigner(signer),
+        () => checkpointer.halted,
+      ),
       admin: new AdminService(database.db, gate, journal, sealer),
-      auditLog: new AuditLogService(database.db, gate, journal, verifier, metrics),
+      auditLog: new AuditLogService(
+        database.db,
+        gate,
+        journal,
+        verifier,
+        metrics,
+        new AuditProofs(database.db, trustedKeys),
+      ),
       responses,
     });
     cleanups.push(() => microservice.close());
@@ -168,7 +200,7 @@ export async function startAuthAuditApp(
       host: settings.grpcHost,
       port: settings.opsPort,
       registry: metrics.registry,
-      isReady: () => !closing && databaseHealthy,
+      isReady: () => !closing && databaseHealthy && !checkpointer.halted,
     });
     const opsPort = await ops.listen();
     cleanups.push(() => ops.close());
@@ -178,7 +210,7 @@ export async function startAuthAuditApp(
       database.ping().then(
         () => {
           databaseHealthy = true;
-          setServing(!closing);
+          setServing(!closing && !checkpointer.halted);
         },
         () => {
           databaseHealthy = false;
@@ -226,7 +258,7 @@ export async function startAuthAuditApp(
     responseRetention.unref();
     cleanups.push(() => Promise.resolve(clearInterval(responseRetention)));
 
-    setServing(true);
+    setServing(!checkpointer.halted);
     const grpcAddress = `${settings.grpcHost}:${grpcPort}`;
     logger.info(
       {
@@ -246,6 +278,9 @@ export async function startAuthAuditApp(
       database,
       metrics,
       checkpointNow: () => checkpointer.checkpointNow(),
+      signerHalted: () => checkpointer.halted,
+      witnessFile: witness.path,
+      flushWitnessSinks: () => checkpointer.flushSinks(),
       pruneOlderThan,
       pruneExpiredResponses: () => responses.pruneExpired(),
       verifyChain: (verifyOptions) =>

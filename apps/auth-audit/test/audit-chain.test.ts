@@ -175,6 +175,9 @@ describe.each(DRIVERS)('audit hash chain on %s', (driver) => {
             time: new Date(),
             key_id: 'attacker',
             signature: Buffer.alloc(64).toString('base64'),
+            root_hash: '',
+            previous_digest: '',
+            frontier: '[]',
           })
           .execute(),
     ]);

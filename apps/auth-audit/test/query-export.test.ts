@@ -183,10 +183,12 @@ describe.each(DRIVERS)('audit query and export on %s', (driver) => {
     for (const checkpoint of checkpoints) {
       const pem = signingKeys.find((key) => key.keyId === checkpoint.keyId)!.publicKeyPem;
       const signed = [
-        'airlock.audit.v1.checkpoint',
+        'airlock.audit.v2.checkpoint',
         checkpoint.sequence,
+        checkpoint.rootHash,
         checkpoint.recordHash,
         checkpoint.time,
+        checkpoint.previousDigest,
       ].join('\n');
       expect(
         verifySignature(

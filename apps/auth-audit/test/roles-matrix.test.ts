@@ -10,8 +10,16 @@ import type { AuditClient } from './support/audit-client.js';
 // the definition of the roles, independently of PERMISSIONS in the source.
 const EXPECTED: Record<RoleName, Operation[]> = {
   admin: [...OPERATIONS],
-  auditor: ['audit.query', 'audit.export', 'audit.verify', 'audit.checkpoints'],
-  user: ['inference', 'models.list'],
+  auditor: [
+    'audit.query',
+    'audit.export',
+    'audit.verify',
+    'audit.checkpoints',
+    'audit.prove',
+    'audit.consistency',
+  ],
+  // Proofs carry hashes only: a client may prove its own receipt.
+  user: ['inference', 'models.list', 'audit.prove'],
 };
 
 /** Performs one operation; true when it was allowed, false when refused for the role. */
@@ -29,6 +37,8 @@ async function attempt(
       return true;
     } catch (error) {
       if ((error as { code: status }).code === status.PERMISSION_DENIED) return false;
+      // Past the gate, the call may still find nothing to prove (no checkpoint yet): allowed.
+      if ((error as { code: status }).code === status.NOT_FOUND) return true;
       throw error;
     }
   };
@@ -75,6 +85,10 @@ async function attempt(
       return call(() => client.verifyAuditChain({ credential }));
     case 'audit.checkpoints':
       return call(() => client.listAuditCheckpoints({ credential }));
+    case 'audit.prove':
+      return call(() => client.getAuditInclusionProof({ credential, sequence: 1 }));
+    case 'audit.consistency':
+      return call(() => client.getAuditConsistencyProof({ credential, firstTreeSize: 1 }));
   }
 }
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // airlock: the admin and quick-test CLI over the gateway's HTTP API (keys, audit, models, chat).
 // Settings: --url / AIRLOCK_URL (default http://127.0.0.1:8080) and --key / AIRLOCK_API_KEY.
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { verifyOffline, publicKeys } from './offline-verify.mjs';
+import { verifyInclusionProof, verifyReceiptSignature } from './proofs.mjs';
 
 class CliError extends Error {}
 
@@ -183,8 +186,30 @@ withFilters(audit.command('export'))
   });
 audit
   .command('verify')
+  .description('walk the chain and compare it with the witness (online), or check files offline (--export)')
   .option('--from-last-checkpoint', 'start at the latest signed checkpoint')
+  .option('--export <file>', 'offline: a JSON Lines export (airlock audit export)')
+  .option('--witness <file>', 'offline: the witness file (audit-checkpoints.jsonl)')
+  .option('--public-key <file>', 'offline: the signing public key(s), PEM')
   .action(async (options, command) => {
+    if (options.export || options.witness || options.publicKey) {
+      if (!options.export || !options.witness || !options.publicKey) {
+        throw new CliError('offline verify needs --export, --witness and --public-key');
+      }
+      const result = verifyOffline({
+        exportText: readFileSync(options.export, 'utf8'),
+        witnessText: readFileSync(options.witness, 'utf8'),
+        publicKeyPem: readFileSync(options.publicKey, 'utf8'),
+      });
+      const json = command.optsWithGlobals().json === true;
+      process.stdout.write(
+        json
+          ? `${JSON.stringify(result, null, 2)}\n`
+          : `${result.ok ? result.message : `FAILED at ${result.failedSequence} (${result.failure}): ${result.message}`}\n`,
+      );
+      if (!result.ok) process.exitCode = 3;
+      return;
+    }
     const result = await json(command, 'POST', '/admin/v1/audit/verify', {
       from_last_checkpoint: !!options.fromLastCheckpoint,
     });
@@ -193,11 +218,38 @@ audit
       'records_checked',
       'first_sequence',
       'last_sequence',
+      'witnessed_checkpoints',
       'failed_sequence',
       'failure',
       'message',
     ]);
     if (!result.ok) process.exitCode = 3;
+  });
+audit
+  .command('prove <receipt>')
+  .description('inclusion proof of a receipt (x-airlock-audit-receipt) against the latest signed checkpoint')
+  .option('--tree-size <n>', 'prove against the checkpoint of this tree size instead')
+  .option('--public-key <file>', "check the receipt's and the checkpoint's signatures with this key (PEM)")
+  .action(async (receipt, options, command) => {
+    const query = new URLSearchParams({
+      receipt,
+      ...(options.treeSize ? { tree_size: options.treeSize } : {}),
+    });
+    const proof = await json(command, 'GET', `/admin/v1/audit/proofs/inclusion?${query}`);
+    const checks = { inclusion: verifyInclusionProof(proof) };
+    if (options.publicKey) {
+      const keys = publicKeys(readFileSync(options.publicKey, 'utf8'));
+      Object.assign(checks, verifyReceiptSignature(receipt, proof, keys));
+    }
+    print(command, { ...proof, checks });
+    if (!Object.values(checks).every(Boolean)) process.exitCode = 3;
+  });
+audit
+  .command('consistency <first> [second]')
+  .description('consistency proof between the trees of two signed checkpoints (second: latest)')
+  .action(async (first, second, _options, command) => {
+    const query = new URLSearchParams({ first, ...(second ? { second } : {}) });
+    print(command, await json(command, 'GET', `/admin/v1/audit/proofs/consistency?${query}`));
   });
 
 const models = program.command('models').description('models and workers');

@@ -50,7 +50,10 @@ export type VerifyFailure =
   | 'VERIFY_FAILURE_RECORD_INSERTED'
   | 'VERIFY_FAILURE_CHAIN_BROKEN'
   | 'VERIFY_FAILURE_CHECKPOINT_MISMATCH'
-  | 'VERIFY_FAILURE_CHECKPOINT_SIGNATURE_INVALID';
+  | 'VERIFY_FAILURE_CHECKPOINT_SIGNATURE_INVALID'
+  | 'VERIFY_FAILURE_CHECKPOINT_MISSING'
+  | 'VERIFY_FAILURE_WITNESS_MISMATCH'
+  | 'VERIFY_FAILURE_LOG_TRUNCATED';
 
 export interface Principal {
   id: string;
@@ -94,6 +97,8 @@ export interface AuthorizeResponse {
   allowedModels: string[];
   allModels: boolean;
   contentCapture: ContentCapture;
+  /** x-airlock-audit-receipt; '' when no record was committed. */
+  auditReceipt: string;
 }
 
 export interface CompleteRequest {
@@ -318,6 +323,8 @@ export interface VerifyAuditChainResponse {
   checkpointsChecked: number;
   lastCheckpointSequence: number;
   unsignedTail: number;
+  witnessedCheckpoints: number;
+  lastWitnessedTreeSize: number;
 }
 
 export interface Checkpoint {
@@ -326,6 +333,8 @@ export interface Checkpoint {
   time: string;
   keyId: string;
   signature: string;
+  rootHash: string;
+  previousDigest: string;
 }
 
 export interface SigningKey {
@@ -372,3 +381,30 @@ export interface DeleteStoredResponseRequest {
 }
 
 export type DeleteStoredResponseResponse = Record<string, never>;
+export interface GetAuditInclusionProofRequest {
+  credential: string;
+  sequence?: number;
+  treeSize?: number;
+  receipt?: string;
+}
+
+export interface GetAuditInclusionProofResponse {
+  sequence: number;
+  recordHash: string;
+  leafHash: string;
+  auditPath: string[];
+  checkpoint: Checkpoint | null;
+  receiptValid: boolean;
+}
+
+export interface GetAuditConsistencyProofRequest {
+  credential: string;
+  firstTreeSize: number;
+  secondTreeSize?: number;
+}
+
+export interface GetAuditConsistencyProofResponse {
+  first: Checkpoint | null;
+  second: Checkpoint | null;
+  proof: string[];
+}

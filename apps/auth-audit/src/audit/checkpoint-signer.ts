@@ -26,6 +26,47 @@ export function checkpointText(checkpoint: CheckpointFields): string {
   ].join('\n');
 }
 
+/**
+ * A v2 checkpoint (docs/audit-log.md): the Merkle tree over records 1..treeSize (RFC 9162), the chain head
+ * at treeSize, and the digest of the checkpoint before it, signed together.
+ */
+export interface TreeCheckpointFields {
+  treeSize: number;
+  rootHash: string;
+  recordHash: string;
+  time: Date;
+  previousDigest: string;
+}
+
+export function treeCheckpointText(checkpoint: TreeCheckpointFields): string {
+  return [
+    'airlock.audit.v2.checkpoint',
+    String(checkpoint.treeSize),
+    checkpoint.rootHash,
+    checkpoint.recordHash,
+    checkpoint.time.toISOString(),
+    checkpoint.previousDigest,
+  ].join('\n');
+}
+
+/** What the next checkpoint's previousDigest holds: hex SHA-256 of this one's signed text. */
+export function treeCheckpointDigest(checkpoint: TreeCheckpointFields): string {
+  return createHash('sha256').update(treeCheckpointText(checkpoint), 'utf8').digest('hex');
+}
+
+/**
+ * A receipt for one record, returned to the client in x-airlock-audit-receipt: the service's signature
+ * over the record's sequence and hash, so the client can later prove the record existed.
+ */
+export interface ReceiptFields {
+  sequence: number;
+  recordHash: string;
+}
+
+export function receiptText(receipt: ReceiptFields): string {
+  return ['airlock.audit.v2.receipt', String(receipt.sequence), receipt.recordHash].join('\n');
+}
+
 /** Key id: the first 16 hex digits of SHA-256 of the public key's DER (SPKI) encoding. */
 export function signingKeyId(publicKey: KeyObject): string {
   return createHash('sha256')
@@ -71,6 +112,14 @@ export class CheckpointSigner {
   sign(checkpoint: CheckpointFields): string {
     return sign(null, Buffer.from(checkpointText(checkpoint), 'utf8'), this.privateKey).toString('base64');
   }
+
+  signTree(checkpoint: TreeCheckpointFields): string {
+    return this.signText(treeCheckpointText(checkpoint));
+  }
+
+  signText(text: string): string {
+    return sign(null, Buffer.from(text, 'utf8'), this.privateKey).toString('base64');
+  }
 }
 
 /** key id → SPKI PEM of each public key in a PEM bundle (earlier signing keys, after a rotation). */
@@ -94,10 +143,14 @@ export function verifyCheckpointSignature(
   signature: string,
   publicKeyPem: string,
 ): boolean {
+  return verifyTextSignature(checkpointText(checkpoint), signature, publicKeyPem);
+}
+
+export function verifyTextSignature(text: string, signature: string, publicKeyPem: string): boolean {
   try {
     return verify(
       null,
-      Buffer.from(checkpointText(checkpoint), 'utf8'),
+      Buffer.from(text, 'utf8'),
       createPublicKey(publicKeyPem),
       Buffer.from(signature, 'base64'),
     );

@@ -14,7 +14,9 @@ export type Operation =
   | 'audit.query'
   | 'audit.export'
   | 'audit.verify'
-  | 'audit.checkpoints';
+  | 'audit.checkpoints'
+  | 'audit.prove'
+  | 'audit.consistency';
 
 /** The role × operation matrix, as data: every check in the service reads it, and one test walks it. */
 export const PERMISSIONS: Readonly<Record<Operation, readonly RoleName[]>> = {
@@ -31,6 +33,9 @@ export const PERMISSIONS: Readonly<Record<Operation, readonly RoleName[]>> = {
   'audit.export': ['admin', 'auditor'],
   'audit.verify': ['admin', 'auditor'],
   'audit.checkpoints': ['admin', 'auditor'],
+  // Hashes only, no content: anyone holding a receipt may prove their record is in the log.
+  'audit.prove': ['admin', 'auditor', 'user'],
+  'audit.consistency': ['admin', 'auditor'],
 };
 
 export const OPERATIONS = Object.keys(PERMISSIONS) as Operation[];

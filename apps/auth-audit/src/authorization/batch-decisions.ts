@@ -58,10 +58,13 @@ export interface AuthorizeDecision {
   /** The tenant's content capture mode, for the gateway's stored-response policy; absent when refused. */
   contentCapture?: ContentCaptureMode;
   sequence: number;
+  /** The committed record's hash (for the client's receipt). */
+  recordHash?: string;
 }
 
 export interface CompleteResult {
   sequence: number;
+  recordHash?: string;
 }
 
 export type BatchResult = AuthorizeDecision | CompleteResult | AuthAuditError;
@@ -152,7 +155,9 @@ export async function runBatch(
   }
   const rows = await appendToChain(trx, drafts, now, ledger.changedTotals());
   rows.forEach((row, draftIndex) => {
-    (results[resultIndexOfDraft[draftIndex]] as AuthorizeDecision | CompleteResult).sequence = row.sequence;
+    const result = results[resultIndexOfDraft[draftIndex]] as AuthorizeDecision | CompleteResult;
+    result.sequence = row.sequence;
+    result.recordHash = row.hash;
   });
   return results;
 }

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { z } from 'zod';
 import { internalTransportFromEnv, type InternalTransport } from '@airlock/contracts';
 import { parseApiKey } from '../keys/api-key-format.js';
@@ -28,6 +29,8 @@ export interface AuthAuditSettings {
   retentionDays: number;
   /** How long a stored Responses API answer stays readable (AIRLOCK_RESPONSES_RETENTION_DAYS). */
   responsesRetentionDays: number;
+  /** Where every signed checkpoint is appended (a volume the database's administrators do not control). */
+  witnessDir: string;
   oidc?: OidcSettings;
   /** mTLS from the platform CA (only the gateway may call), or plaintext when asked for by name. */
   transport: InternalTransport;
@@ -133,6 +136,7 @@ const environmentSchema = z.object({
   AIRLOCK_AUDIT_PREVIOUS_SIGNING_KEYS_FILE: optionalText,
   AIRLOCK_AUDIT_CHECKPOINT_EVERY_RECORDS: positiveInt.default(1000),
   AIRLOCK_AUDIT_CHECKPOINT_INTERVAL_SECONDS: positiveInt.default(60),
+  AIRLOCK_AUDIT_WITNESS_DIR: optionalText,
   AIRLOCK_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).default(0),
   // OpenAI keeps stored responses for 30 days; they are content, so they never outlive this.
   AIRLOCK_RESPONSES_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
@@ -225,6 +229,7 @@ export function loadAuthAuditSettings(
     checkpointIntervalSeconds: e.AIRLOCK_AUDIT_CHECKPOINT_INTERVAL_SECONDS,
     retentionDays: e.AIRLOCK_AUDIT_RETENTION_DAYS,
     responsesRetentionDays: e.AIRLOCK_RESPONSES_RETENTION_DAYS,
+    witnessDir: e.AIRLOCK_AUDIT_WITNESS_DIR ?? join(e.AIRLOCK_DATA_DIR, 'audit-witness'),
     oidc,
     transport: transport.transport,
   };

@@ -94,6 +94,12 @@ export interface AuditCheckpointsTable {
   time: Timestamp;
   key_id: string;
   signature: string;
+  /** v2: hex RFC 9162 root over records 1..sequence; '' on v1 checkpoints. */
+  root_hash: string;
+  /** v2: hex SHA-256 of the previous checkpoint's signed text (64 zeros for the first). */
+  previous_digest: string;
+  /** v2: JSON array of the tree's right-edge subtree roots (hex), to resume the tree at a retention cut. */
+  frontier: string;
 }
 
 export interface AuditSigningKeysTable {

@@ -222,6 +222,19 @@ export const MIGRATIONS: Migration[] = [
         .execute();
     },
   },
+  {
+    version: 12,
+    name: 'checkpoints commit to an RFC 9162 Merkle tree and to the checkpoint before',
+    async up(db) {
+      // '' on checkpoints signed before (v1: the chain head only).
+      await db.schema
+        .alterTable('audit_checkpoints')
+        .addColumn('root_hash', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('previous_digest', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('frontier', 'text', (c) => c.notNull().defaultTo('[]'))
+        .execute();
+    },
+  },
 ];
 
 export interface MigrateOptions extends ServiceRoles {

@@ -77,6 +77,20 @@ export class AuditGrpcController {
     return this.auditLog.verify(request);
   }
 
+  @GrpcMethod(AUDIT_SERVICE, 'GetAuditInclusionProof')
+  getAuditInclusionProof(
+    request: audit.GetAuditInclusionProofRequest,
+  ): Promise<audit.GetAuditInclusionProofResponse> {
+    return this.auditLog.inclusionProof(request);
+  }
+
+  @GrpcMethod(AUDIT_SERVICE, 'GetAuditConsistencyProof')
+  getAuditConsistencyProof(
+    request: audit.GetAuditConsistencyProofRequest,
+  ): Promise<audit.GetAuditConsistencyProofResponse> {
+    return this.auditLog.consistencyProof(request);
+  }
+
   @GrpcMethod(AUDIT_SERVICE, 'ListAuditCheckpoints')
   listAuditCheckpoints(
     request: audit.ListAuditCheckpointsRequest,

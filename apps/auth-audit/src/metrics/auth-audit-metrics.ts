@@ -59,6 +59,19 @@ export class AuthAuditMetrics {
     registers: [this.registry],
   });
 
+  readonly signerHalted = new Gauge({
+    name: 'airlock_audit_signer_halted',
+    help: '1 while the checkpoint signer refuses to sign (the log does not extend the last witnessed checkpoint) and inference is refused; alert on it.',
+    registers: [this.registry],
+  });
+
+  readonly witnessFailures = new Counter({
+    name: 'airlock_audit_witness_failures_total',
+    help: 'Checkpoints a witness sink failed to take, by sink.',
+    labelNames: ['sink'] as const,
+    registers: [this.registry],
+  });
+
   readonly chainHead = new Gauge({
     name: 'airlock_audit_chain_head_sequence',
     help: 'Sequence number of the last record this replica appended.',

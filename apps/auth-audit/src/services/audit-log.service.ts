@@ -9,6 +9,8 @@ import {
   type AuditQueryFilter,
 } from '../audit/audit-query.js';
 import type { ChainVerifier } from '../audit/chain-verifier.js';
+import type { AuditProofs } from '../audit/audit-proofs.js';
+import type { CheckpointRow } from '../audit/checkpointer.js';
 import type { AuthAuditDb } from '../database/database.js';
 import { invalidArgument, permissionDenied } from '../errors.js';
 import {
@@ -32,7 +34,35 @@ export class AuditLogService {
     private readonly journal: AdminJournal,
     private readonly verifier: ChainVerifier,
     private readonly metrics: AuthAuditMetrics,
+    private readonly proofs: AuditProofs,
   ) {}
+
+  async inclusionProof(
+    request: audit.GetAuditInclusionProofRequest,
+  ): Promise<audit.GetAuditInclusionProofResponse> {
+    await this.gate.admit(request, 'audit.prove');
+    const proof = await this.proofs.inclusion({
+      sequence: count(request.sequence, 'sequence'),
+      treeSize: count(request.treeSize, 'tree_size'),
+      receipt: text(request.receipt, 'receipt', 2048),
+    });
+    return { ...proof, checkpoint: checkpointToContract(proof.checkpoint) };
+  }
+
+  async consistencyProof(
+    request: audit.GetAuditConsistencyProofRequest,
+  ): Promise<audit.GetAuditConsistencyProofResponse> {
+    await this.gate.admit(request, 'audit.consistency');
+    const proof = await this.proofs.consistency(
+      count(request.firstTreeSize, 'first_tree_size'),
+      count(request.secondTreeSize, 'second_tree_size'),
+    );
+    return {
+      first: checkpointToContract(proof.first),
+      second: checkpointToContract(proof.second),
+      proof: proof.proof,
+    };
+  }
 
   async query(request: audit.QueryAuditRecordsRequest): Promise<audit.QueryAuditRecordsResponse> {
     const { principal } = await this.gate.admit(request, 'audit.query');
@@ -87,16 +117,22 @@ export class AuditLogService {
       .execute();
     const keys = await this.db.selectFrom('audit_signing_keys').selectAll().orderBy('created_at').execute();
     return {
-      checkpoints: rows.map((row) => ({
-        sequence: row.sequence,
-        recordHash: row.record_hash,
-        time: row.time.toISOString(),
-        keyId: row.key_id,
-        signature: row.signature,
-      })),
+      checkpoints: rows.map(checkpointToContract),
       signingKeys: keys.map((key) => ({ keyId: key.key_id, publicKeyPem: key.public_key_pem })),
     };
   }
+}
+
+function checkpointToContract(row: CheckpointRow): audit.Checkpoint {
+  return {
+    sequence: row.sequence,
+    recordHash: row.record_hash,
+    time: row.time.toISOString(),
+    keyId: row.key_id,
+    signature: row.signature,
+    rootHash: row.root_hash,
+    previousDigest: row.previous_digest,
+  };
 }
 
 function pageSize(requested: number | undefined): number {

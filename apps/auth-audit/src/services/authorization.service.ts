@@ -5,7 +5,8 @@ import type { Authenticator } from '../auth/authenticator.js';
 import type { AuditAppender } from '../audit/audit-appender.js';
 import { AUTHORIZE_ACTIONS, type AuthorizeActionKey } from '../authorization/actions.js';
 import type { RateLimitView } from '../quota/quota-ledger.js';
-import { invalidArgument } from '../errors.js';
+import { AuthAuditError, invalidArgument } from '../errors.js';
+import type { ReceiptSigner } from '../audit/receipts.js';
 import type { AuthAuditMetrics } from '../metrics/auth-audit-metrics.js';
 import { captureToContract, denialToContract, principalToContract } from '../grpc/contract-mapping.js';
 import { body, count, durationMicros, requireRequestId, text } from '../validation.js';
@@ -31,9 +32,21 @@ export class AuthorizationService {
     private readonly authenticator: Authenticator,
     private readonly appender: AuditAppender,
     private readonly metrics: AuthAuditMetrics,
+    private readonly receipts: ReceiptSigner,
+    /** Why inference is refused while the checkpoint signer is halted (undefined: admitting). */
+    private readonly signerHalted: () => string | undefined = () => undefined,
   ) {}
 
   async authorize(request: audit.AuthorizeRequest): Promise<audit.AuthorizeResponse> {
+    const halted = this.signerHalted();
+    if (halted) {
+      // Fail closed: the log no longer extends what was witnessed; no inference until an operator acts.
+      throw new AuthAuditError(
+        status.UNAVAILABLE,
+        'audit log integrity check failed; inference is stopped',
+        'audit_integrity',
+      );
+    }
     const action = AUTHORIZE_ACTIONS[request.action as AuthorizeActionKey];
     if (!action) throw invalidArgument(`action must be one of ${Object.keys(AUTHORIZE_ACTIONS).join(', ')}`);
     const op = {
@@ -58,6 +71,7 @@ export class AuthorizationService {
       rateLimit: decision.rateLimit ?? NO_RATE_LIMIT,
       retryAfterSeconds: decision.denial?.retryAfterSeconds ?? 0,
       auditSequence: decision.sequence,
+      auditReceipt: decision.recordHash ? this.receipts.receipt(decision.sequence, decision.recordHash) : '',
       allowedModels: decision.allowedModels,
       allModels: decision.allModels,
       contentCapture: decision.contentCapture

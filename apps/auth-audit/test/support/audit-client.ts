@@ -28,6 +28,12 @@ export interface AuditClient {
   deleteStoredResponse(
     request: audit.DeleteStoredResponseRequest,
   ): Promise<audit.DeleteStoredResponseResponse>;
+  getAuditInclusionProof(
+    request: audit.GetAuditInclusionProofRequest,
+  ): Promise<audit.GetAuditInclusionProofResponse>;
+  getAuditConsistencyProof(
+    request: audit.GetAuditConsistencyProofRequest,
+  ): Promise<audit.GetAuditConsistencyProofResponse>;
   /** The whole export, chunks concatenated. */
   exportAuditRecords(
     request: audit.ExportAuditRecordsRequest,
@@ -53,6 +59,8 @@ const UNARY = [
   'StoreResponse',
   'GetStoredResponse',
   'DeleteStoredResponse',
+  'GetAuditInclusionProof',
+  'GetAuditConsistencyProof',
 ] as const;
 
 /** Plaintext by default (the service's own suites); pass mTLS credentials to call it as a given service. */

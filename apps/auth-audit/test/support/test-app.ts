@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '@airlock/telemetry';
 import { startAuthAuditApp, type AuthAuditApp } from '../../src/auth-audit-app.js';
@@ -35,6 +36,7 @@ export function testSettings(
     // The service's own suites call it directly; mTLS between services is tested in test/security and e2e.
     transport: { kind: 'plaintext' },
     responsesRetentionDays: 30,
+    witnessDir: join(database.dataDir, 'audit-witness'),
     ...overrides,
   };
 }

@@ -25,6 +25,8 @@ export interface Authorization {
   allowedModels: string[] | null;
   /** OpenAI-style x-ratelimit-* headers computed from the quota answer. */
   rateLimitHeaders: Record<string, string>;
+  /** x-airlock-audit-sequence and x-airlock-audit-receipt: the client's proof of its request record. */
+  auditHeaders: Record<string, string>;
 }
 
 export type CompletionOutcome = 'success' | 'error' | 'cancelled';

@@ -98,6 +98,12 @@ export class GrpcAuditClient implements AuthAuditClient {
       role: principal.role,
       allowedModels: response.allModels ? null : response.allowedModels,
       rateLimitHeaders: rateLimitHeaders(response.rateLimit),
+      auditHeaders: response.auditReceipt
+        ? {
+            'x-airlock-audit-sequence': String(response.auditSequence),
+            'x-airlock-audit-receipt': response.auditReceipt,
+          }
+        : {},
     };
   }
 

@@ -171,6 +171,38 @@ export class AdminController {
     return toAdminJson(response);
   }
 
+  /** RFC 9162 inclusion proof of a record (sequence) or of a receipt, against a signed checkpoint. */
+  @Get('audit/proofs/inclusion')
+  async inclusionProof(
+    @Req() request: FastifyRequest,
+    @Query() query: Record<string, string>,
+  ): Promise<unknown> {
+    const response = await this.auth.admin<audit.GetAuditInclusionProofResponse>('GetAuditInclusionProof', {
+      credential: bearer(request),
+      sequence: Number(query.sequence ?? 0) || 0,
+      treeSize: Number(query.tree_size ?? 0) || 0,
+      receipt: typeof query.receipt === 'string' ? query.receipt : '',
+    });
+    return toAdminJson(response);
+  }
+
+  /** RFC 9162 consistency proof between two signed checkpoints' trees. */
+  @Get('audit/proofs/consistency')
+  async consistencyProof(
+    @Req() request: FastifyRequest,
+    @Query() query: Record<string, string>,
+  ): Promise<unknown> {
+    const response = await this.auth.admin<audit.GetAuditConsistencyProofResponse>(
+      'GetAuditConsistencyProof',
+      {
+        credential: bearer(request),
+        firstTreeSize: Number(query.first ?? 0) || 0,
+        secondTreeSize: Number(query.second ?? 0) || 0,
+      },
+    );
+    return toAdminJson(response);
+  }
+
   @Get('audit/checkpoints')
   async listCheckpoints(
     @Req() request: FastifyRequest,

@@ -53,7 +53,7 @@ export async function authorizeRequest(
     userAgent: request.headers['user-agent'] ?? '',
     requestBody: rawBody(request),
   });
-  void reply.headers(authorization.rateLimitHeaders);
+  void reply.headers({ ...authorization.rateLimitHeaders, ...authorization.auditHeaders });
   if (authorization.allowedModels && model && !authorization.allowedModels.includes(model)) {
     throw new ApiError(
       403,

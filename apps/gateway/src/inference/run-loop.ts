@@ -37,7 +37,7 @@ export async function runGenerations<E>(
   let responseBody: unknown;
   try {
     if (sse) {
-      sse.open(ctx.authorization.rateLimitHeaders);
+      sse.open({ ...ctx.authorization.rateLimitHeaders, ...ctx.authorization.auditHeaders });
       await sendAll(sse, encoder.opening());
     }
     for await (const [index, event] of mergeIndexed(primed, ctx.abort)) {
