@@ -249,4 +249,42 @@ describeWithModels('attacks from issue 11 (real platform, mTLS)', () => {
       expect(Math.max(...bAgain)).toBeGreaterThan(0);
     });
   });
+
+  describe('tenants and admins', () => {
+    it('a tenant update with only a name changes only the name (PUT and PATCH)', async () => {
+      const full = {
+        name: 'Radiology',
+        allowed_models: [MODEL],
+        tokens_per_day: 5000,
+        content_capture: 'none',
+      };
+      expect((await platform.admin('PUT', '/tenants/radiology', full)).status).toBe(200);
+      for (const method of ['PUT', 'PATCH']) {
+        const { status: code, json } = await platform.admin(method, '/tenants/radiology', {
+          name: `R ${method}`,
+        });
+        expect(code).toBe(200);
+        expect(json.tenant).toMatchObject({
+          name: `R ${method}`,
+          allowed_models: [MODEL],
+          tokens_per_day: 5000,
+          content_capture: 'none',
+          disabled: false,
+        });
+      }
+      const { json } = await platform.admin('PATCH', '/tenants/radiology', { tokens_per_day: 10 });
+      expect(json.tenant).toMatchObject({ name: 'R PATCH', allowed_models: [MODEL], tokens_per_day: 10 });
+    });
+
+    it('the last active admin cannot be locked out, by disabling its tenant or revoking its key', async () => {
+      const disable = await platform.admin('PATCH', '/tenants/default', { disabled: true });
+      expect(disable.status).toBe(409);
+      expect(disable.json.error.message).toMatch(/last active admin/);
+      const adminKeyId = platform.adminKey.split('_')[1];
+      const revoke = await platform.admin('DELETE', `/keys/${adminKeyId}`);
+      expect(revoke.status).toBe(409);
+      // Still in charge.
+      expect((await platform.admin('GET', '/tenants')).status).toBe(200);
+    });
+  });
 });

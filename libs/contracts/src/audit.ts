@@ -156,6 +156,8 @@ export interface UpsertTenantRequest {
   requestId?: string;
   clientAddress?: string;
   userAgent?: string;
+  /** Tenant fields to change (proto names); others keep their stored values. Empty: all of them. */
+  updateFields?: string[];
 }
 
 export interface UpsertTenantResponse {

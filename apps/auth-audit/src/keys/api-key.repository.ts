@@ -157,14 +157,23 @@ export const apiKeyRepository = {
     return this.findById(db, id);
   },
 
-  async countActiveAdmins(db: Db, now: Date): Promise<number> {
-    const row = await db
+  /** Admin keys that are usable now (not revoked or expired, tenant enabled), optionally leaving some out. */
+  async countActiveAdmins(
+    db: Db,
+    now: Date,
+    without: { tenant?: string; keyId?: string } = {},
+  ): Promise<number> {
+    let query = db
       .selectFrom('api_keys')
+      .innerJoin('tenants', 'tenants.id', 'api_keys.tenant_id')
       .select((eb) => eb.fn.countAll<number>().as('count'))
-      .where('role', '=', 'admin')
-      .where('revoked_at', 'is', null)
-      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
-      .executeTakeFirstOrThrow();
+      .where('api_keys.role', '=', 'admin')
+      .where('api_keys.revoked_at', 'is', null)
+      .where('tenants.disabled', '=', false)
+      .where((eb) => eb.or([eb('api_keys.expires_at', 'is', null), eb('api_keys.expires_at', '>', now)]));
+    if (without.tenant !== undefined) query = query.where('api_keys.tenant_id', '!=', without.tenant);
+    if (without.keyId !== undefined) query = query.where('api_keys.id', '!=', without.keyId);
+    const row = await query.executeTakeFirstOrThrow();
     return Number(row.count);
   },
 };

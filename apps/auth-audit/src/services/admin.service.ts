@@ -35,7 +35,8 @@ export class AdminService {
     if (capture === 'full' && !this.sealer.canEncrypt) {
       throw failedPrecondition('full content capture needs AIRLOCK_AUDIT_CONTENT_KEYS_FILE');
     }
-    const settings = {
+    const fields = updateFields(request.updateFields);
+    const given = {
       name: text(input.name || id, 'tenant.name', 128),
       allowedModels: modelList(input.allowedModels, 'tenant.allowed_models'),
       limits: {
@@ -49,6 +50,11 @@ export class AdminService {
     };
     const { result } = await this.journal.run(actorOf(principal), context, async (trx) => {
       const existing = await tenantRepository.findById(trx, id);
+      // PATCH: an existing tenant changes only the fields named; a new one takes defaults for the rest.
+      const settings = existing ? mergeTenant(existing, given, fields) : given;
+      if (settings.disabled && !existing?.disabled) {
+        await refuseLastAdminLockout(trx, { tenant: id });
+      }
       const now = new Date();
       const tenant: Tenant = { id, ...settings, createdAt: existing?.createdAt ?? now, updatedAt: now };
       const saved = await tenantRepository.upsert(trx, tenant);
@@ -119,6 +125,7 @@ export class AdminService {
     const { principal, context } = await this.gate.admit(request, 'keys.revoke');
     const keyId = text(request.keyId, 'key_id', 32, true);
     const { result } = await this.journal.run(actorOf(principal), context, async (trx) => {
+      await refuseLastAdminLockout(trx, { keyId });
       const revoked = await apiKeyRepository.revoke(trx, keyId, new Date());
       if (!revoked) throw notFound(`no API key with id "${keyId}"`);
       return { result: revoked, record: { action: 'keys.revoke', target: keyId } };
@@ -146,5 +153,73 @@ export class AdminService {
       Promise.resolve({ result: undefined, record }),
     );
     return { auditSequence: sequence };
+  }
+}
+
+const TENANT_FIELDS = [
+  'name',
+  'allowed_models',
+  'requests_per_minute',
+  'tokens_per_minute',
+  'tokens_per_day',
+  'tokens_per_month',
+  'content_capture',
+  'disabled',
+] as const;
+type TenantField = (typeof TENANT_FIELDS)[number];
+
+/** The update mask, checked; empty means every field. */
+function updateFields(names: string[] | undefined): ReadonlySet<TenantField> {
+  if (!names || names.length === 0) return new Set(TENANT_FIELDS);
+  for (const name of names) {
+    if (!(TENANT_FIELDS as readonly string[]).includes(name)) {
+      throw invalidArgument(`update_fields: unknown tenant field "${name.slice(0, 64)}"`);
+    }
+  }
+  return new Set(names as TenantField[]);
+}
+
+type TenantSettings = Omit<Tenant, 'id' | 'createdAt' | 'updatedAt'>;
+
+function mergeTenant(
+  existing: Tenant,
+  given: TenantSettings,
+  fields: ReadonlySet<TenantField>,
+): TenantSettings {
+  const pick = <T>(field: TenantField, value: T, stored: T): T => (fields.has(field) ? value : stored);
+  return {
+    name: pick('name', given.name, existing.name),
+    allowedModels: pick('allowed_models', given.allowedModels, existing.allowedModels),
+    limits: {
+      requestsPerMinute: pick(
+        'requests_per_minute',
+        given.limits.requestsPerMinute,
+        existing.limits.requestsPerMinute,
+      ),
+      tokensPerMinute: pick(
+        'tokens_per_minute',
+        given.limits.tokensPerMinute,
+        existing.limits.tokensPerMinute,
+      ),
+      tokensPerDay: pick('tokens_per_day', given.limits.tokensPerDay, existing.limits.tokensPerDay),
+      tokensPerMonth: pick('tokens_per_month', given.limits.tokensPerMonth, existing.limits.tokensPerMonth),
+    },
+    contentCapture: pick('content_capture', given.contentCapture, existing.contentCapture),
+    disabled: pick('disabled', given.disabled, existing.disabled),
+  };
+}
+
+/**
+ * Disabling a tenant or revoking a key must leave at least one active admin key in an enabled tenant:
+ * otherwise nobody could administer the platform again (short of a new AIRLOCK_ADMIN_KEY and a restart).
+ */
+async function refuseLastAdminLockout(
+  trx: Parameters<typeof apiKeyRepository.countActiveAdmins>[0],
+  without: { tenant?: string; keyId?: string },
+): Promise<void> {
+  const remaining = await apiKeyRepository.countActiveAdmins(trx, new Date(), without);
+  const before = await apiKeyRepository.countActiveAdmins(trx, new Date());
+  if (before > 0 && remaining === 0) {
+    throw failedPrecondition('this would lock out the last active admin; create another admin key first');
   }
 }

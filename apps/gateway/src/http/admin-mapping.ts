@@ -57,18 +57,22 @@ export const createKeyBody = z.strictObject({
   expires_at: z.iso.datetime({ offset: true }).optional(),
 });
 
+/**
+ * A tenant update: only the fields given change (PATCH semantics, for PUT too); a new tenant takes the
+ * defaults for the rest. The names given become the update mask auth-audit applies.
+ */
 export const upsertTenantBody = z.strictObject({
   name: z.string().min(1).max(128).optional(),
-  allowed_models: z.array(z.string().min(1)).default([]),
-  requests_per_minute: count.default(0),
-  tokens_per_minute: count.default(0),
-  tokens_per_day: count.default(0),
-  tokens_per_month: count.default(0),
+  allowed_models: z.array(z.string().min(1)).optional(),
+  requests_per_minute: count.optional(),
+  tokens_per_minute: count.optional(),
+  tokens_per_day: count.optional(),
+  tokens_per_month: count.optional(),
   content_capture: z
     .enum(['none', 'digest', 'full'])
-    .default('digest')
-    .transform((c) => `CONTENT_CAPTURE_${c.toUpperCase()}` as audit.ContentCapture),
-  disabled: z.boolean().default(false),
+    .transform((c) => `CONTENT_CAPTURE_${c.toUpperCase()}` as audit.ContentCapture)
+    .optional(),
+  disabled: z.boolean().optional(),
 });
 
 export const auditFilterQuery = z.object({

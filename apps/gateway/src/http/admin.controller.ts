@@ -7,6 +7,7 @@ import {
   Inject,
   Param,
   Post,
+  Patch,
   Put,
   Query,
   Req,
@@ -81,26 +82,41 @@ export class AdminController {
     return { object: 'list', data: toAdminJson(response.tenants) };
   }
 
+  /** PUT and PATCH alike: only the fields in the body change (a PUT with just a name resets nothing). */
   @Put('tenants/:id')
-  async upsertTenant(
+  putTenant(
     @Req() request: FastifyRequest,
     @Param('id') id: string,
     @Body() body: unknown,
   ): Promise<unknown> {
+    return this.updateTenant(request, id, body);
+  }
+
+  @Patch('tenants/:id')
+  patchTenant(
+    @Req() request: FastifyRequest,
+    @Param('id') id: string,
+    @Body() body: unknown,
+  ): Promise<unknown> {
+    return this.updateTenant(request, id, body);
+  }
+
+  private async updateTenant(request: FastifyRequest, id: string, body: unknown): Promise<unknown> {
     const input = parseAdmin(upsertTenantBody, body);
     const response = await this.auth.admin<audit.UpsertTenantResponse>('UpsertTenant', {
       ...caller(request),
       tenant: {
         id,
         name: input.name ?? id,
-        allowedModels: input.allowed_models,
-        requestsPerMinute: input.requests_per_minute,
-        tokensPerMinute: input.tokens_per_minute,
-        tokensPerDay: input.tokens_per_day,
-        tokensPerMonth: input.tokens_per_month,
-        contentCapture: input.content_capture,
-        disabled: input.disabled,
+        allowedModels: input.allowed_models ?? [],
+        requestsPerMinute: input.requests_per_minute ?? 0,
+        tokensPerMinute: input.tokens_per_minute ?? 0,
+        tokensPerDay: input.tokens_per_day ?? 0,
+        tokensPerMonth: input.tokens_per_month ?? 0,
+        contentCapture: input.content_capture ?? 'CONTENT_CAPTURE_DIGEST',
+        disabled: input.disabled ?? false,
       },
+      updateFields: Object.keys(input).filter((key) => (input as Record<string, unknown>)[key] !== undefined),
     });
     return toAdminJson(response);
   }
