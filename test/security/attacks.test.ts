@@ -287,4 +287,114 @@ describeWithModels('attacks from issue 11 (real platform, mTLS)', () => {
       expect((await platform.admin('GET', '/tenants')).status).toBe(200);
     });
   });
+
+  describe('nothing from a request reaches a log', () => {
+    it('a marker planted in every field of every error path appears in no service log', async () => {
+      const marker = `PATIENT_Jane_Doe_DOB_1970_HIV_positive_${randomBytes(4).toString('hex')}`;
+      const post = (
+        path: string,
+        body: unknown,
+        key = platform.adminKey,
+        extra: Record<string, string> = {},
+      ) =>
+        fetch(`${platform.url}${path}`, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${key}`,
+            'content-type': 'application/json',
+            'user-agent': `agent-${marker}`,
+            'x-request-id': `${marker}!not-a-plain-id`,
+            ...extra,
+          },
+          body: typeof body === 'string' ? body : JSON.stringify(body),
+        });
+      const messages = [
+        { role: 'system', content: `system ${marker}` },
+        { role: 'user', content: `user ${marker}`, name: `n${marker}`.slice(0, 60) },
+      ];
+      const schemaWith = (extra: Record<string, unknown>) => ({
+        type: 'object',
+        properties: { [marker]: { type: 'string', enum: [`v-${marker}`] }, ...extra },
+        required: [marker],
+      });
+      const statuses: number[] = [];
+      const cases: [string, unknown, string?][] = [
+        ['/v1/chat/completions', { model: `model-${marker}`, messages }],
+        ['/v1/chat/completions', { model: MODEL, messages, temperature: `t-${marker}` }],
+        ['/v1/chat/completions', { model: MODEL, messages, [marker]: 1 }],
+        ['/v1/chat/completions', { model: MODEL, messages, stop: [marker], max_tokens: 100_000_000 }],
+        ['/v1/chat/completions', { model: MODEL, messages: [{ role: 'tool', content: marker }] }],
+        [
+          '/v1/chat/completions',
+          {
+            model: MODEL,
+            messages,
+            max_tokens: 2,
+            response_format: {
+              type: 'json_schema',
+              json_schema: {
+                name: 'x',
+                schema: schemaWith({ p: { type: 'string', pattern: `(${marker}` } }),
+              },
+            },
+          },
+        ],
+        [
+          '/v1/chat/completions',
+          {
+            model: MODEL,
+            messages,
+            max_tokens: 2,
+            response_format: {
+              type: 'json_schema',
+              json_schema: { name: 'x', schema: schemaWith({ r: { $ref: `#/defs/${marker}` } }) },
+            },
+          },
+        ],
+        [
+          '/v1/chat/completions',
+          {
+            model: MODEL,
+            messages,
+            max_tokens: 2,
+            tools: [
+              { type: 'function', function: { name: 'f', description: marker, parameters: schemaWith({}) } },
+            ],
+            tool_choice: { type: 'function', function: { name: `g${marker}`.slice(0, 60) } },
+          },
+        ],
+        ['/v1/chat/completions', { model: MODEL, messages, max_tokens: 2 }],
+        ['/v1/chat/completions', `{"model": "${MODEL}", "messages": [${marker}`],
+        ['/v1/completions', { model: MODEL, prompt: `${marker} `.repeat(400), max_tokens: 2 }],
+        ['/v1/completions', { model: MODEL, prompt: marker, max_tokens: 2, logit_bias: { [marker]: 1 } }],
+        ['/v1/embeddings', { model: MODEL, input: [marker, ''] }],
+        ['/v1/embeddings', { model: `m-${marker}`, input: marker }],
+        [
+          '/v1/chat/completions',
+          { model: MODEL, messages },
+          `alk_${marker.slice(0, 20).toLowerCase()}_${'x'.repeat(40)}`,
+        ],
+        ['/v1/chat/completions', { model: MODEL, messages }, `eyJ${marker}.eyJ${marker}.sig`],
+        ['/admin/v1/keys', { name: marker, tenant: `t-${marker}`, role: marker }],
+      ];
+      for (const [path, body, key] of cases) {
+        const response = await post(path, body, key);
+        statuses.push(response.status);
+        await response.text();
+      }
+      expect(statuses.filter((code) => code >= 500)).toEqual([]);
+      expect(statuses.filter((code) => code >= 400).length).toBeGreaterThan(10);
+      // Wait until the last request's records are committed, so auth-audit has logged what it would.
+      const last = await post('/v1/chat/completions', { model: MODEL, messages, max_tokens: 1 });
+      await platform.auditRecords(last.headers.get('x-request-id')!);
+      for (const [service, log] of Object.entries(platform.logs)) {
+        expect({ service, leaked: log.text.includes(marker) }).toEqual({ service, leaked: false });
+        expect({ service, leaked: log.text.includes(marker.slice(0, 20)) }).toEqual({
+          service,
+          leaked: false,
+        });
+      }
+      expect(platform.logs.gateway.text.length).toBeGreaterThan(0);
+    });
+  });
 });

@@ -4,9 +4,28 @@ import { startWorkerApp } from './worker-app.js';
 
 const bootLogger = createLogger({ service: 'worker' });
 
+/**
+ * node-llama-cpp writes some warnings with console.* (e.g. about a JSON schema's $ref, quoting it): in this
+ * process nothing reaches stdout or stderr except our structured logger, and console text is withheld.
+ */
+function withholdConsoleOutput(logger: ReturnType<typeof createLogger>): void {
+  const withheld =
+    (level: 'warn' | 'info') =>
+    (...args: unknown[]) =>
+      logger[level]({ parts: args.length }, 'console output withheld (it may quote request content)');
+  /* eslint-disable no-console -- replacing console is the point */
+  console.log = withheld('info');
+  console.info = withheld('info');
+  console.debug = withheld('info');
+  console.warn = withheld('warn');
+  console.error = withheld('warn');
+  /* eslint-enable no-console */
+}
+
 try {
   const settings = readWorkerSettings();
   const logger = createLogger({ service: 'worker', level: settings.logLevel });
+  withholdConsoleOutput(logger);
   const app = await startWorkerApp(settings, logger);
 
   let stopping = false;

@@ -50,6 +50,10 @@ export function schemaLimitProblem(schema: unknown): string | undefined {
       const record = node as Record<string, unknown>;
       if (Object.hasOwn(record, 'enum') && Array.isArray(record.enum)) enumValues += record.enum.length;
       if (Object.hasOwn(record, 'const')) enumValues += 1;
+      const ref = Object.hasOwn(record, '$ref') ? record.$ref : undefined;
+      if (ref !== undefined && (typeof ref !== 'string' || !ref.startsWith('#/$defs/'))) {
+        return '$ref must point into the schema\'s own "#/$defs/" (schema_ref)';
+      }
       for (const key of REPETITION_KEYS) {
         const bound = Object.hasOwn(record, key) ? record[key] : undefined;
         if (typeof bound === 'number' && bound > SCHEMA_LIMITS.maxRepetition) {

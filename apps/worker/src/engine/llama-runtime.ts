@@ -21,11 +21,12 @@ export class LlamaRuntime {
         progressLogs: false,
         skipDownload: true,
         logLevel: LlamaLogLevel.warn,
-        // llama.cpp's own lines never carry prompt text at warn level; they go through our structured logger.
+        // Every native line comes here (nothing goes to stderr) and is reduced by nativeLogLine: llama.cpp
+        // quotes a grammar it cannot parse, or a template, and those hold request content.
         logger: (level, message) => {
-          const text = message.trim();
-          if (text && level !== LlamaLogLevel.debug && level !== LlamaLogLevel.info) {
-            this.logger.warn({ llamaLevel: level }, `llama.cpp: ${text.slice(0, 300)}`);
+          const line = nativeLogLine(message);
+          if (line && level !== LlamaLogLevel.debug && level !== LlamaLogLevel.info) {
+            this.logger.warn({ llamaLevel: level, chars: message.length }, line);
           }
         },
       });
@@ -40,4 +41,16 @@ export class LlamaRuntime {
     this.bindings.clear();
     await Promise.allSettled(bindings.map(async (binding) => (await binding).dispose()));
   }
+}
+
+/** Native lines that describe the model or the machine, never a request: their text is kept (120 chars). */
+const SAFE_NATIVE_PREFIX =
+  /^(llama_model_load|llama_model_loader|llama_init_from_model|llama_context|load_tensors|ggml_|gguf_|llm_load)/;
+
+/** The log line for one native message: its own text when it is about the model, else a fixed sentence. */
+export function nativeLogLine(message: string): string | undefined {
+  const text = message.trim();
+  if (text === '') return undefined;
+  if (SAFE_NATIVE_PREFIX.test(text)) return `llama.cpp: ${text.slice(0, 120).replace(/[^\x20-\x7e]/g, '?')}`;
+  return 'llama.cpp: native message withheld (it may quote request content such as a grammar or template)';
 }

@@ -206,8 +206,9 @@ export class ModelRunner {
       promptTokens = wrapper
         .generateContextState({ chatHistory: history, availableFunctions: functions })
         .contextText.tokenize(model.tokenizer).length;
-    } catch (error) {
-      throw invalidArgument(`cannot apply the chat template: ${(error as Error).message}`);
+    } catch {
+      // Fixed text: the template engine's message may quote the messages.
+      throw invalidArgument('cannot apply the chat template to these messages');
     }
     const maxTokens = this.generationBudget(promptTokens, request.sampling?.maxTokens);
 
@@ -417,8 +418,9 @@ export class ModelRunner {
     }
     try {
       return await this.model!.llama.createGrammarForJsonSchema(schema as never);
-    } catch (error) {
-      throw invalidArgument(`${what} is not supported: ${(error as Error).message}`);
+    } catch {
+      // Fixed text: the grammar builder's message may quote property names and enum values.
+      throw invalidArgument(`${what} is not supported by the grammar engine`);
     }
   }
 
