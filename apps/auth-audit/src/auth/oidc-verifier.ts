@@ -1,15 +1,7 @@
-import { readFile } from 'node:fs/promises';
-import {
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  errors,
-  jwtVerify,
-  type JSONWebKeySet,
-  type JWTPayload,
-  type JWTVerifyGetKey,
-} from 'jose';
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { OidcRoleName, OidcSettings } from '../config/auth-audit-settings.js';
 import type { Denial, RoleName } from './principal.js';
+import { reloadingJwksFile } from './jwks-file.js';
 
 /** What a verified token says about its bearer, before the tenant is checked against the database. */
 export interface TokenIdentity {
@@ -41,15 +33,18 @@ export class OidcVerifier {
     private readonly keySet: JWTVerifyGetKey,
   ) {}
 
-  static async create(settings: OidcSettings): Promise<OidcVerifier> {
-    if (settings.jwksFile) {
-      const jwks = JSON.parse(await readFile(settings.jwksFile, 'utf8')) as JSONWebKeySet;
-      if (!Array.isArray(jwks.keys)) throw new Error('AIRLOCK_OIDC_JWKS_FILE: not a JWKS (no "keys" array)');
-      return new OidcVerifier(settings, createLocalJWKSet(jwks));
-    }
-    return new OidcVerifier(
-      settings,
-      createRemoteJWKSet(new URL(settings.jwksUrl!), { timeoutDuration: 5_000, cooldownDuration: 30_000 }),
+  static create(settings: OidcSettings): Promise<OidcVerifier> {
+    // A promise either way (a bad file rejects), so callers need not care which source it is.
+    return Promise.resolve().then(() =>
+      settings.jwksFile
+        ? new OidcVerifier(settings, reloadingJwksFile(settings.jwksFile))
+        : new OidcVerifier(
+            settings,
+            createRemoteJWKSet(new URL(settings.jwksUrl!), {
+              timeoutDuration: 5_000,
+              cooldownDuration: 30_000,
+            }),
+          ),
     );
   }
 

@@ -139,6 +139,19 @@ export const apiKeyRepository = {
       .execute();
   },
 
+  /** Revokes every active bootstrap-created key but `keepId` (an admin key rotated to a new id); returns their ids. */
+  async revokeOtherBootstrapKeys(db: Db, keepId: string, createdBy: string, at: Date): Promise<string[]> {
+    const rows = await db
+      .updateTable('api_keys')
+      .set({ revoked_at: at })
+      .where('created_by', '=', createdBy)
+      .where('id', '!=', keepId)
+      .where('revoked_at', 'is', null)
+      .returning('id')
+      .execute();
+    return rows.map((row) => row.id).sort();
+  },
+
   async list(db: Db, filter: { tenant?: string; includeRevoked: boolean }): Promise<ApiKeyRecord[]> {
     let query = db.selectFrom('api_keys').selectAll().orderBy('created_at').orderBy('id');
     if (filter.tenant) query = query.where('tenant_id', '=', filter.tenant);

@@ -82,6 +82,19 @@ export async function bootstrapAdminKey(
         createdAt: new Date(),
         revokedAt: null,
       });
+      // A Secret that now holds a key with a new id rotates the admin key: the one it replaced stops working.
+      const replaced = await apiKeyRepository.revokeOtherBootstrapKeys(
+        trx,
+        parsed.id,
+        BOOTSTRAP_CREATOR,
+        new Date(),
+      );
+      if (replaced.length > 0) {
+        return {
+          result: undefined,
+          record: { action: 'keys.bootstrap_rotate', target: parsed.id, details: { revoked: replaced } },
+        };
+      }
       return { result: undefined, record: { action: 'keys.bootstrap', target: parsed.id } };
     }
     if (existing.secretHash === parsed.hash) return { result: undefined, record: undefined };
