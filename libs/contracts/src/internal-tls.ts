@@ -133,25 +133,36 @@ function certificateProvider(transport: Extract<InternalTransport, { kind: 'mtls
  */
 export function internalServerCredentials(
   transport: InternalTransport,
-  rules: readonly CallerRule[],
+  allows: readonly CallerRule[] | CallerDecision,
 ): ServerCredentials {
   if (transport.kind === 'plaintext') return ServerCredentials.createInsecure();
   const provider = certificateProvider(transport);
   const secure = experimental.createCertificateProviderServerCredentials(provider, provider, true);
-  return experimental.createServerCredentialsWithInterceptors(secure, [callerCheck(rules)]);
+  const decide = typeof allows === 'function' ? allows : callerAllowedByRules(allows);
+  return experimental.createServerCredentialsWithInterceptors(secure, [callerCheck(decide)]);
 }
 
-function callerCheck(rules: readonly CallerRule[]): ServerInterceptor {
+/** Whether the identities of a caller's (CA-verified) certificate may call a method path. */
+export type CallerDecision = (identities: readonly string[], methodPath: string) => boolean;
+
+/** The first rule whose prefix matches the method decides; a method no rule names is refused. */
+export function callerAllowedByRules(rules: readonly CallerRule[]): CallerDecision {
+  return (identities, methodPath) => {
+    const rule = rules.find((candidate) => methodPath.startsWith(candidate.methodPrefix));
+    return (
+      rule !== undefined &&
+      identities.length > 0 &&
+      (rule.callers === 'any' || identities.some((id) => (rule.callers as readonly string[]).includes(id)))
+    );
+  };
+}
+
+function callerCheck(decide: CallerDecision): ServerInterceptor {
   return (descriptor, call) =>
     new ServerInterceptingCall(call, {
       start: (next) => {
-        const caller = certificateIdentities(call.getAuthContext().sslPeerCertificate);
-        const rule = rules.find((candidate) => descriptor.path.startsWith(candidate.methodPrefix));
-        const allowed =
-          rule !== undefined &&
-          caller.length > 0 &&
-          (rule.callers === 'any' || caller.some((id) => (rule.callers as readonly string[]).includes(id)));
-        if (allowed) {
+        const identities = certificateIdentities(call.getAuthContext().sslPeerCertificate);
+        if (decide(identities, descriptor.path)) {
           next();
           return;
         }

@@ -4,7 +4,7 @@ import { tenantRepository } from '../tenants/tenant.repository.js';
 import type { AuthAuditMetrics } from '../metrics/auth-audit-metrics.js';
 import type { PresentedCredential } from '../authorization/batch-decisions.js';
 import { AuthAuditError, permissionDenied, unauthenticated } from '../errors.js';
-import { classifyCredential, MALFORMED_DENIAL, principalFromKey, principalFromToken } from './credentials.js';
+import { classifyCredential, credentialKinds, MALFORMED_DENIAL } from './credentials.js';
 import type { OidcVerifier } from './oidc-verifier.js';
 import { roleMayPerform, type Operation } from './permissions.js';
 import { AUTHENTICATION_DENIALS, type Denial, type Principal } from './principal.js';
@@ -42,18 +42,14 @@ export class Authenticator {
   /** For admin and audit RPCs: the principal, or UNAUTHENTICATED / PERMISSION_DENIED. */
   async authenticate(credential: string | undefined): Promise<Principal> {
     const presented = await this.present(credential);
-    let verdict;
-    if (presented.type === 'denied') {
-      verdict = { ok: false as const, denial: presented.denial };
-    } else if (presented.type === 'api_key') {
-      const key = await apiKeyRepository.findById(this.db, presented.key.id);
-      const tenant = key ? await tenantRepository.findById(this.db, key.tenant) : undefined;
-      verdict = principalFromKey(presented.key, key, tenant, new Date());
-    } else {
-      const tenantId = presented.identity.tenant;
-      const tenant = tenantId ? await tenantRepository.findById(this.db, tenantId) : undefined;
-      verdict = principalFromToken(presented.identity, tenant);
+    // The same decision as the batched Authorize path, on the same records.
+    const keyIds = presented.type === 'api_key' ? [presented.key.id] : [];
+    const { keys, tenants } = await apiKeyRepository.findWithTenants(this.db, keyIds);
+    if (presented.type === 'token' && presented.identity.tenant && !tenants.has(presented.identity.tenant)) {
+      for (const [id, tenant] of await tenantRepository.findByIds(this.db, [presented.identity.tenant]))
+        tenants.set(id, tenant);
     }
+    const verdict = credentialKinds.principal(presented, { keys, tenants }, new Date());
     if (!verdict.ok) throw this.refusal(verdict.denial);
     return verdict.principal;
   }

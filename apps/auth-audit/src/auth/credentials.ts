@@ -4,6 +4,7 @@ import type { Tenant } from '../tenants/tenant.repository.js';
 import type { TokenIdentity } from './oidc-verifier.js';
 import type { Denial, Principal } from './principal.js';
 import { NO_LIMITS } from './principal.js';
+import { callerAllowedByRules, type CallerRule } from '@airlock/contracts';
 
 export const MAX_CREDENTIAL_LENGTH = 8192;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
@@ -100,3 +101,47 @@ export function principalFromToken(identity: TokenIdentity, tenant: Tenant | und
     },
   };
 }
+
+/** The credential as far as it could be decided without the database: shape checked, tokens verified. */
+export type PresentedCredential =
+  | { type: 'denied'; denial: Denial }
+  | { type: 'api_key'; key: ParsedApiKey }
+  | { type: 'token'; identity: TokenIdentity };
+
+/** What the database holds for the presented credentials (keys by id, tenants by id). */
+export interface CredentialRecords {
+  keys: ReadonlyMap<string, ApiKeyRecord>;
+  tenants: ReadonlyMap<string, Tenant>;
+}
+
+/**
+ * The one seam for credentials, one method per kind: an end user's API key or OIDC token (both the batched
+ * Authorize path and the admin/audit path decide through `principal`), and the calling service's client
+ * certificate (the gRPC server asks `clientCertificate` before any handler runs).
+ */
+export const credentialKinds = {
+  apiKey: principalFromKey,
+  oidcToken: principalFromToken,
+  /** A caller service, by the identities of its CA-verified certificate, for one method path. */
+  clientCertificate(
+    identities: readonly string[],
+    methodPath: string,
+    rules: readonly CallerRule[],
+  ): boolean {
+    return callerAllowedByRules(rules)(identities, methodPath);
+  },
+  /** An end user's credential, decided against what the database holds for it. */
+  principal(presented: PresentedCredential, records: CredentialRecords, now: Date): PrincipalVerdict {
+    if (presented.type === 'denied') return { ok: false, denial: presented.denial };
+    if (presented.type === 'api_key') {
+      const key = records.keys.get(presented.key.id);
+      return credentialKinds.apiKey(
+        presented.key,
+        key,
+        key ? records.tenants.get(key.tenant) : undefined,
+        now,
+      );
+    }
+    return credentialKinds.oidcToken(presented.identity, records.tenants.get(presented.identity.tenant));
+  },
+};

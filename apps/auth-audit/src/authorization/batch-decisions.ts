@@ -1,11 +1,9 @@
 import type { Kysely } from 'kysely';
 import type { AuthAuditDatabase } from '../database/database-schema.js';
 import { roleMayPerform } from '../auth/permissions.js';
-import type { TokenIdentity } from '../auth/oidc-verifier.js';
 import type { Denial, Principal } from '../auth/principal.js';
-import { principalFromKey, principalFromToken, type PrincipalVerdict } from '../auth/credentials.js';
-import type { ParsedApiKey } from '../keys/api-key-format.js';
-import { apiKeyRepository, type ApiKeyRecord } from '../keys/api-key.repository.js';
+import { credentialKinds, type PresentedCredential, type PrincipalVerdict } from '../auth/credentials.js';
+import { apiKeyRepository } from '../keys/api-key.repository.js';
 import { tenantRepository, type ContentCaptureMode, type Tenant } from '../tenants/tenant.repository.js';
 import { QuotaLedger, type QuotaSubject, type RateLimitView } from '../quota/quota-ledger.js';
 import { contentAssociatedData, type ContentSealer } from '../audit/content-sealer.js';
@@ -14,11 +12,7 @@ import { appendToChain } from '../audit/audit-chain.js';
 import { AuthAuditError, notFound } from '../errors.js';
 import type { AuthorizeAction } from './actions.js';
 
-/** The credential as far as it could be decided before the batch: shape checked, tokens verified. */
-export type PresentedCredential =
-  | { type: 'denied'; denial: Denial }
-  | { type: 'api_key'; key: ParsedApiKey }
-  | { type: 'token'; identity: TokenIdentity };
+export type { PresentedCredential };
 
 export interface AuthorizeOp {
   type: 'authorize';
@@ -112,7 +106,7 @@ export async function runBatch(
     tenants.set(id, tenant);
 
   // Authentication, role and model checks need no locks.
-  const verdicts = authorizeOps.map((op) => authenticate(op, keys, tenants, now));
+  const verdicts = authorizeOps.map((op) => credentialKinds.principal(op.credential, { keys, tenants }, now));
   const prechecked = authorizeOps.map((op, index) => precheck(op, verdicts[index]));
 
   const quotaSubjects = new Set<string>();
@@ -160,21 +154,6 @@ export async function runBatch(
     result.recordHash = row.hash;
   });
   return results;
-}
-
-function authenticate(
-  op: AuthorizeOp,
-  keys: Map<string, ApiKeyRecord>,
-  tenants: Map<string, Tenant>,
-  now: Date,
-): PrincipalVerdict {
-  const credential = op.credential;
-  if (credential.type === 'denied') return { ok: false, denial: credential.denial };
-  if (credential.type === 'api_key') {
-    const key = keys.get(credential.key.id);
-    return principalFromKey(credential.key, key, key ? tenants.get(key.tenant) : undefined, now);
-  }
-  return principalFromToken(credential.identity, tenants.get(credential.identity.tenant));
 }
 
 /** Role and model checks; a denial here needs no quota counters. */

@@ -11,6 +11,7 @@ import {
 } from '@airlock/contracts';
 import type { HealthImplementation } from 'grpc-health-check';
 import { MAX_BODY_BYTES } from '../validation.js';
+import { credentialKinds } from '../auth/credentials.js';
 
 /** Authorize, Complete and every admin call only from the gateway; health from any platform certificate. */
 export const AUDIT_CALLERS = [
@@ -27,7 +28,9 @@ export function auditGrpcOptions(
   return {
     transport: Transport.GRPC,
     options: {
-      credentials: internalServerCredentials(transport, AUDIT_CALLERS),
+      credentials: internalServerCredentials(transport, (identities, path) =>
+        credentialKinds.clientCertificate(identities, path, AUDIT_CALLERS),
+      ),
       package: AUDIT_PACKAGE,
       protoPath: AUDIT_PROTO_FILE,
       url: address,
