@@ -104,3 +104,18 @@ describe('images and uninstall', () => {
     expect(policy(['postgresql.persistence.retainOnUninstall=false'])).toBe('Delete');
   });
 });
+
+describe('registry credentials', () => {
+  it('every pod the chart creates pulls with the pull Secrets, hook Jobs and CronJobs included', () => {
+    const rendered = renderChart({ valuesFile: 'ci/least-privilege-values.yaml', set: ['image.pullSecrets[0]=harbor-pull'] });
+    type PodSpec = { imagePullSecrets?: { name: string }[] };
+    type Templated = { template?: { spec?: PodSpec }; jobTemplate?: { spec: { template: { spec: PodSpec } } } };
+    const pods = rendered.flatMap((o) => {
+      const spec = o.spec as Templated | undefined;
+      const pod = o.kind === 'CronJob' ? spec?.jobTemplate?.spec.template.spec : spec?.template?.spec;
+      return pod ? [pod] : [];
+    });
+    expect(pods.length).toBeGreaterThanOrEqual(5);
+    for (const pod of pods) expect(pod.imagePullSecrets).toEqual([{ name: 'harbor-pull' }]);
+  });
+});
