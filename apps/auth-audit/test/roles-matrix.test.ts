@@ -20,6 +20,20 @@ const EXPECTED: Record<RoleName, Operation[]> = {
   ],
   // Proofs carry hashes only: a client may prove its own receipt.
   user: ['inference', 'models.list', 'audit.prove'],
+  // Keys and quotas of its own tenant, and that tenant's audit log (the scope is tested below).
+  tenant_admin: [
+    'tenants.read',
+    'tenants.write',
+    'keys.create',
+    'keys.list',
+    'keys.revoke',
+    'audit.query',
+    'audit.export',
+    'audit.verify',
+    'audit.checkpoints',
+    'audit.prove',
+    'audit.consistency',
+  ],
 };
 
 /** Performs one operation; true when it was allowed, false when refused for the role. */
@@ -61,7 +75,13 @@ async function attempt(
     case 'tenants.read':
       return call(() => client.listTenants({ credential }));
     case 'tenants.write':
-      return call(() => client.upsertTenant({ credential, tenant: { id: 'matrix-tenant', name: 'Matrix' } }));
+      return call(() =>
+        client.upsertTenant({
+          credential,
+          tenant: { id: 'default', tokensPerDay: 0 },
+          updateFields: ['tokens_per_day'],
+        }),
+      );
     case 'keys.create':
       return call(() =>
         client.createApiKey({ credential, tenant: 'default', name: 'matrix made', role: 'ROLE_USER' }),
@@ -100,7 +120,7 @@ describe.each(DRIVERS)('roles × operations on %s', (driver) => {
   beforeAll(async () => {
     database = await createTestDatabase(driver);
     running = await startTestApp(database);
-    for (const role of ['admin', 'auditor', 'user'] as RoleName[]) {
+    for (const role of ['admin', 'auditor', 'user', 'tenant_admin'] as RoleName[]) {
       const created = await running.client.createApiKey({
         credential: running.adminKey,
         tenant: 'default',
@@ -125,7 +145,7 @@ describe.each(DRIVERS)('roles × operations on %s', (driver) => {
     }
   });
 
-  it.each(['admin', 'auditor', 'user'] as RoleName[])(
+  it.each(['admin', 'auditor', 'user', 'tenant_admin'] as RoleName[])(
     '%s: every operation allowed or refused as defined',
     async (role) => {
       const outcomes: Record<string, boolean> = {};
@@ -138,6 +158,90 @@ describe.each(DRIVERS)('roles × operations on %s', (driver) => {
       expect(outcomes).toEqual(expected);
     },
   );
+
+  it("confines a tenant admin to its own tenant's keys and quotas", async () => {
+    const admin = running.adminKey;
+    await running.client.upsertTenant({ credential: admin, tenant: { id: 'north', name: 'North' } });
+    const northAdmin = (
+      await running.client.createApiKey({
+        credential: admin,
+        tenant: 'north',
+        name: 'north admin',
+        role: 'ROLE_TENANT_ADMIN',
+        global: false,
+      })
+    ).secret;
+    const c = running.client;
+    // Its own tenant: keys and quotas.
+    const made = await c.createApiKey({
+      credential: northAdmin,
+      tenant: 'north',
+      name: 'app',
+      role: 'ROLE_USER',
+    });
+    expect(
+      (await c.listApiKeys({ credential: northAdmin })).keys.every((key) => key.tenant === 'north'),
+    ).toBe(true);
+    const quota = await c.upsertTenant({
+      credential: northAdmin,
+      tenant: { id: 'north', tokensPerDay: 1234 },
+      updateFields: ['tokens_per_day'],
+    });
+    expect(quota.tenant).toMatchObject({ id: 'north', name: 'North', tokensPerDay: 1234 });
+    expect((await c.listTenants({ credential: northAdmin })).tenants.map((t) => t.id)).toEqual(['north']);
+    await c.revokeApiKey({ credential: northAdmin, keyId: made.key.id });
+    // Never another tenant, an admin key, or the tenant's models, capture or enablement.
+    const victim = await c.createApiKey({
+      credential: admin,
+      tenant: 'default',
+      name: 'v',
+      role: 'ROLE_USER',
+    });
+    const refusals = [
+      c.createApiKey({ credential: northAdmin, tenant: 'default', name: 'x', role: 'ROLE_USER' }),
+      c.createApiKey({ credential: northAdmin, tenant: 'north', name: 'x', role: 'ROLE_ADMIN' }),
+      c.createApiKey({
+        credential: northAdmin,
+        tenant: 'north',
+        name: 'x',
+        role: 'ROLE_AUDITOR',
+        global: true,
+      }),
+      c.listApiKeys({ credential: northAdmin, tenant: 'default' }),
+      c.upsertTenant({
+        credential: northAdmin,
+        tenant: { id: 'default', tokensPerDay: 1 },
+        updateFields: ['tokens_per_day'],
+      }),
+      c.upsertTenant({
+        credential: northAdmin,
+        tenant: { id: 'north', allowedModels: ['x'] },
+        updateFields: ['allowed_models'],
+      }),
+      c.upsertTenant({
+        credential: northAdmin,
+        tenant: { id: 'north', disabled: true },
+        updateFields: ['disabled'],
+      }),
+    ];
+    for (const refusal of refusals) {
+      await expect(refusal).rejects.toMatchObject({ code: expect.any(Number) });
+    }
+    const codes = await Promise.all(
+      refusals.map((p) =>
+        p.then(
+          () => 0,
+          (e: { code: number }) => e.code,
+        ),
+      ),
+    );
+    expect(codes.every((code) => code === status.PERMISSION_DENIED || code === status.INVALID_ARGUMENT)).toBe(
+      true,
+    );
+    await expect(c.revokeApiKey({ credential: northAdmin, keyId: victim.key.id })).rejects.toMatchObject({
+      code: status.NOT_FOUND,
+    });
+  });
 
   it('audits refused admin attempts with the role and the reason, never the credential', async () => {
     const { records } = await running.client.queryAuditRecords({

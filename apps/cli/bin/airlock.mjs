@@ -99,7 +99,7 @@ keys
   .command('create')
   .requiredOption('--name <name>', 'key name')
   .option('--tenant <tenant>', 'tenant', 'default')
-  .option('--role <role>', 'admin | auditor | user', 'user')
+  .option('--role <role>', 'admin | auditor | user | tenant_admin', 'user')
   .option('--models <ids>', 'comma-separated allowed models (default: all)')
   .option('--rpm <n>', 'requests per minute (0 = unlimited)', '0')
   .option('--tpm <n>', 'tokens per minute (0 = unlimited)', '0')

@@ -3,7 +3,7 @@
 // Buffers. Keep in step with audit_service.proto. Requests: fields may be omitted (proto3 defaults);
 // responses: every scalar field is present (defaults: true).
 
-export type Role = 'ROLE_UNSPECIFIED' | 'ROLE_ADMIN' | 'ROLE_AUDITOR' | 'ROLE_USER';
+export type Role = 'ROLE_UNSPECIFIED' | 'ROLE_ADMIN' | 'ROLE_AUDITOR' | 'ROLE_USER' | 'ROLE_TENANT_ADMIN';
 export type PrincipalKind =
   'PRINCIPAL_KIND_UNSPECIFIED' | 'PRINCIPAL_KIND_API_KEY' | 'PRINCIPAL_KIND_OIDC_TOKEN';
 export type Action =

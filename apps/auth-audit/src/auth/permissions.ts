@@ -24,18 +24,19 @@ export const PERMISSIONS: Readonly<Record<Operation, readonly RoleName[]>> = {
   'models.list': ['admin', 'user'],
   'models.manage': ['admin'],
   'admin.action': ['admin'],
-  'tenants.read': ['admin'],
-  'tenants.write': ['admin'],
-  'keys.create': ['admin'],
-  'keys.list': ['admin'],
-  'keys.revoke': ['admin'],
-  'audit.query': ['admin', 'auditor'],
-  'audit.export': ['admin', 'auditor'],
-  'audit.verify': ['admin', 'auditor'],
-  'audit.checkpoints': ['admin', 'auditor'],
+  // tenant_admin: its own tenant only (AdminService narrows every call to principal.tenant).
+  'tenants.read': ['admin', 'tenant_admin'],
+  'tenants.write': ['admin', 'tenant_admin'],
+  'keys.create': ['admin', 'tenant_admin'],
+  'keys.list': ['admin', 'tenant_admin'],
+  'keys.revoke': ['admin', 'tenant_admin'],
+  'audit.query': ['admin', 'auditor', 'tenant_admin'],
+  'audit.export': ['admin', 'auditor', 'tenant_admin'],
+  'audit.verify': ['admin', 'auditor', 'tenant_admin'],
+  'audit.checkpoints': ['admin', 'auditor', 'tenant_admin'],
   // Hashes only, no content: anyone holding a receipt may prove their record is in the log.
-  'audit.prove': ['admin', 'auditor', 'user'],
-  'audit.consistency': ['admin', 'auditor'],
+  'audit.prove': ['admin', 'auditor', 'user', 'tenant_admin'],
+  'audit.consistency': ['admin', 'auditor', 'tenant_admin'],
 };
 
 export const OPERATIONS = Object.keys(PERMISSIONS) as Operation[];

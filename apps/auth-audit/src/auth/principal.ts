@@ -1,5 +1,6 @@
 /** Airlock's roles, as stored in keys and audit records. */
-export type RoleName = 'admin' | 'auditor' | 'user';
+/** tenant_admin: keys and quotas of its own tenant (never global). */
+export type RoleName = 'admin' | 'auditor' | 'user' | 'tenant_admin';
 export type PrincipalKindName = 'api_key' | 'oidc_token';
 
 export interface Limits {

@@ -5,7 +5,8 @@ import { generateApiKey } from '../keys/api-key-format.js';
 import { apiKeyRepository, type ApiKeyRecord } from '../keys/api-key.repository.js';
 import { tenantRepository, type Tenant } from '../tenants/tenant.repository.js';
 import type { AuthAuditDb } from '../database/database.js';
-import { failedPrecondition, invalidArgument, notFound } from '../errors.js';
+import { failedPrecondition, invalidArgument, notFound, permissionDenied } from '../errors.js';
+import type { Principal } from '../auth/principal.js';
 import {
   apiKeyToContract,
   captureFromContract,
@@ -31,11 +32,15 @@ export class AdminService {
     const { principal, context } = await this.gate.admit(request, 'tenants.write');
     const input = request.tenant ?? ({} as Partial<audit.Tenant>);
     const id = tenantId(input.id, 'tenant.id');
+    requireOwnTenant(principal, id);
     const capture = captureFromContract(input.contentCapture);
     if (capture === 'full' && !this.sealer.canEncrypt) {
       throw failedPrecondition('full content capture needs AIRLOCK_AUDIT_CONTENT_KEYS_FILE');
     }
     const fields = updateFields(request.updateFields);
+    if (!principal.global && [...fields].some((field) => !QUOTA_FIELDS.has(field))) {
+      throw permissionDenied("a tenant admin may change only its tenant's quotas", 'tenant_scope');
+    }
     const given = {
       name: text(input.name || id, 'tenant.name', 128),
       allowedModels: modelList(input.allowedModels, 'tenant.allowed_models'),
@@ -50,6 +55,7 @@ export class AdminService {
     };
     const { result } = await this.journal.run(actorOf(principal), context, async (trx) => {
       const existing = await tenantRepository.findById(trx, id);
+      if (!existing && !principal.global) throw notFound(`tenant "${id}" does not exist`);
       // PATCH: an existing tenant changes only the fields named; a new one takes defaults for the rest.
       const settings = existing ? mergeTenant(existing, given, fields) : given;
       if (settings.disabled && !existing?.disabled) {
@@ -67,19 +73,26 @@ export class AdminService {
   }
 
   async listTenants(request: audit.ListTenantsRequest): Promise<audit.ListTenantsResponse> {
-    await this.gate.admit(request, 'tenants.read');
-    return { tenants: (await tenantRepository.list(this.db)).map(tenantToContract) };
+    const { principal } = await this.gate.admit(request, 'tenants.read');
+    const tenants = await tenantRepository.list(this.db);
+    return {
+      tenants: tenants.filter((t) => principal.global || t.id === principal.tenant).map(tenantToContract),
+    };
   }
 
   async createApiKey(request: audit.CreateApiKeyRequest): Promise<audit.CreateApiKeyResponse> {
     const { principal, context } = await this.gate.admit(request, 'keys.create');
     const role = roleFromContract(request.role);
     if (!role) throw invalidArgument('role must be ROLE_ADMIN, ROLE_AUDITOR or ROLE_USER');
-    if (request.global && role === 'user')
+    if (request.global && (role === 'user' || role === 'tenant_admin'))
       throw invalidArgument('global applies to admin and auditor keys only');
+    if (!principal.global && (role === 'admin' || request.global)) {
+      throw permissionDenied('a tenant admin may not create admin or global keys', 'tenant_scope');
+    }
     const expiresAt = timestamp(request.expiresAt, 'expires_at') ?? null;
     if (expiresAt && expiresAt <= new Date()) throw invalidArgument('expires_at is in the past');
     const tenant = tenantId(request.tenant);
+    requireOwnTenant(principal, tenant);
     const generated = generateApiKey();
     const key: ApiKeyRecord = {
       id: generated.id,
@@ -112,8 +125,12 @@ export class AdminService {
   }
 
   async listApiKeys(request: audit.ListApiKeysRequest): Promise<audit.ListApiKeysResponse> {
-    await this.gate.admit(request, 'keys.list');
-    const tenant = request.tenant ? tenantId(request.tenant) : undefined;
+    const { principal } = await this.gate.admit(request, 'keys.list');
+    let tenant = request.tenant ? tenantId(request.tenant) : undefined;
+    if (!principal.global) {
+      if (tenant) requireOwnTenant(principal, tenant);
+      tenant = principal.tenant;
+    }
     const keys = await apiKeyRepository.list(this.db, {
       tenant,
       includeRevoked: request.includeRevoked ?? false,
@@ -125,6 +142,11 @@ export class AdminService {
     const { principal, context } = await this.gate.admit(request, 'keys.revoke');
     const keyId = text(request.keyId, 'key_id', 32, true);
     const { result } = await this.journal.run(actorOf(principal), context, async (trx) => {
+      if (!principal.global) {
+        const target = await apiKeyRepository.findById(trx, keyId);
+        // Another tenant's key is "not found" to a tenant admin: ids of other tenants are not revealed.
+        if (!target || target.tenant !== principal.tenant) throw notFound(`no API key with id "${keyId}"`);
+      }
       await refuseLastAdminLockout(trx, { keyId });
       const revoked = await apiKeyRepository.revoke(trx, keyId, new Date());
       if (!revoked) throw notFound(`no API key with id "${keyId}"`);
@@ -155,6 +177,20 @@ export class AdminService {
     return { auditSequence: sequence };
   }
 }
+
+/** A principal that is not global (a tenant admin) acts on its own tenant only. */
+function requireOwnTenant(principal: Principal, tenant: string): void {
+  if (!principal.global && principal.tenant !== tenant) {
+    throw permissionDenied(`role "${principal.role}" acts on its own tenant only`, 'tenant_scope');
+  }
+}
+
+const QUOTA_FIELDS: ReadonlySet<string> = new Set([
+  'requests_per_minute',
+  'tokens_per_minute',
+  'tokens_per_day',
+  'tokens_per_month',
+]);
 
 const TENANT_FIELDS = [
   'name',

@@ -34,7 +34,7 @@ export function toAdminJson(value: unknown): unknown {
   return value;
 }
 
-const roleName = z.enum(['admin', 'auditor', 'user']);
+const roleName = z.enum(['admin', 'auditor', 'user', 'tenant_admin']);
 const toRole = (r: z.output<typeof roleName>) => `ROLE_${r.toUpperCase()}` as audit.Role;
 const outcome = z
   .enum(['allowed', 'denied', 'succeeded', 'failed', 'cancelled'])
