@@ -269,6 +269,31 @@ models:
     }
   });
 
+  it('refuses a 3.5 MB prompt (about what a 4 MB body carries; the gRPC message limit is 4 MB) after tokenizing one slice, not all of it (work counted in slices)', async () => {
+    const runner = worker.app.fleet.runnerFor('stories');
+    const before = runner.tokenizeSlices;
+    const huge = 'Once upon a time there was a story. '.repeat(Math.ceil((3.5 * 1024 * 1024) / 36));
+    for (const call of [
+      () => worker.client.complete({ model: 'stories', prompt: huge, sampling: { maxTokens: 1 } }),
+      () =>
+        worker.client.chat({
+          model: 'stories-chat',
+          messages: [{ role: 'CHAT_ROLE_USER', content: huge }],
+          sampling: { maxTokens: 1 },
+        }),
+    ]) {
+      await expect(call()).rejects.toMatchObject({ code: status.OUT_OF_RANGE });
+    }
+    const chatRunner = worker.app.fleet.runnerFor('stories-chat');
+    // 3.5 MB is 224 slices of 16 Ki characters; one slice already exceeds a 512- or 2048-token context.
+    expect(runner.tokenizeSlices - before).toBe(1);
+    expect(chatRunner.tokenizeSlices).toBeLessThanOrEqual(1);
+    // And the worker still answers.
+    expect(
+      (await worker.client.complete({ model: 'stories', prompt: 'Once', sampling: { maxTokens: 2 } })).finish,
+    ).toBeDefined();
+  });
+
   describe('bad input gets a clear error and the worker keeps serving', () => {
     const cases: [string, () => Promise<unknown>, status, string, RegExp][] = [
       [

@@ -53,6 +53,10 @@ export interface GenerationOptions {
 export const MAX_EMBEDDING_INPUTS = 2048;
 
 const DEFAULT_CONTEXT_SIZE = 4096;
+/** Characters tokenized per event-loop turn when a long text is checked against the context. */
+export const TOKENIZE_SLICE_CHARS = 16_384;
+/** Tokens a cut between two slices may add (a merge split in two). */
+const SLICE_CUT_SLACK_TOKENS = 4;
 
 type LoadState = 'MODEL_STATE_LOADING' | 'MODEL_STATE_READY' | 'MODEL_STATE_FAILED';
 
@@ -84,6 +88,8 @@ export class ModelRunner {
   private scheduler?: SlotScheduler<Slot>;
   private chatWrapper?: ChatWrapper;
   private readonly throughput = new ThroughputWindow();
+  /** Slices tokenized by the long-text check, in total (tests count them: the work a request may cause). */
+  tokenizeSlices = 0;
   /** Per-token metrics, bound to this model's label once: the per-token path stays cheap. */
   private readonly tokenMetrics: {
     generated: { inc(n: number): void };
@@ -179,6 +185,7 @@ export class ModelRunner {
     const sampling = toLlamaSampling(request.sampling);
     const history = toChatHistory(request.messages);
     const wrapper = this.wrapperFor(chatWrapper, request.reasoningEffort);
+    await this.refuseCertainlyTooLong(request.messages.map((message) => message.content ?? '').join('\n'));
     const toolMode = request.toolChoiceMode ?? 'TOOL_CHOICE_MODE_UNSPECIFIED';
     const forcedTool = request.toolChoiceFunction || undefined;
     const tools = request.tools ?? [];
@@ -259,6 +266,7 @@ export class ModelRunner {
     const { model } = this.requireReady();
     const sampling = toLlamaSampling(request.sampling);
     const grammar = await this.grammarFor(request.sampling);
+    await this.refuseCertainlyTooLong(request.prompt);
     const promptTokens = model.tokenize(request.prompt).length + (model.tokens.shouldPrependBosToken ? 1 : 0);
     const maxTokens = this.generationBudget(promptTokens, request.sampling?.maxTokens);
 
@@ -375,6 +383,28 @@ export class ModelRunner {
   }
 
   /** Tokens the request may generate: what it asked for, checked against what is left of its sequence. */
+  /**
+   * A long text is tokenized in slices, one per turn of the event loop, and refused as soon as it certainly
+   * exceeds the context: a 4 MB prompt costs one slice instead of blocking every other request and model on
+   * this worker while all of it is tokenized. Slicing can only add tokens at the cuts, hence the slack.
+   */
+  private async refuseCertainlyTooLong(text: string): Promise<void> {
+    if (text.length <= TOKENIZE_SLICE_CHARS) return;
+    const contextSize = this.context!.contextSize;
+    const model = this.model!;
+    let tokens = 0;
+    let slices = 0;
+    for (let start = 0; start < text.length; start += TOKENIZE_SLICE_CHARS) {
+      tokens += model.tokenize(text.slice(start, start + TOKENIZE_SLICE_CHARS)).length;
+      slices += 1;
+      this.tokenizeSlices += 1;
+      if (tokens - slices * SLICE_CUT_SLACK_TOKENS >= contextSize) {
+        throw contextExceeded(this.spec.id, tokens - slices * SLICE_CUT_SLACK_TOKENS, contextSize);
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
   private generationBudget(promptTokens: number, requested: number | undefined): number {
     const contextSize = this.context!.contextSize;
     if (promptTokens >= contextSize) throw contextExceeded(this.spec.id, promptTokens + 1, contextSize);
