@@ -72,6 +72,12 @@ async function stopChild(child: ChildProcess | null): Promise<void> {
 
 export interface PlatformOptions {
   database: 'pglite' | 'postgres';
+  /** The test model to serve (a file `<model>.gguf` in the models folder); default stories260K. */
+  model?: string;
+  /** More models on the same worker, e.g. one without embeddings. */
+  extraModels?: { id: string; embeddings: boolean }[];
+  /** Gives auth-audit a content key, so that tenants may capture `full` content (and store responses). */
+  contentKeys?: boolean;
   /** Gateway settings; a function is called once the worker's address is known. */
   gateway?: Partial<GatewayConfig> | ((platform: Platform) => Partial<GatewayConfig>);
   /** Extra AIRLOCK_* settings for auth-audit (e.g. a short checkpoint interval). */
@@ -112,7 +118,11 @@ export class Platform {
   /** Every line each service logged (the gateway at debug level, the others at info). */
   readonly logs = { gateway: new LogTail(), worker: new LogTail(), 'auth-audit': new LogTail() };
 
-  constructor(private readonly options: PlatformOptions) {}
+  readonly model: string;
+
+  constructor(private readonly options: PlatformOptions) {
+    this.model = options.model ?? MODEL;
+  }
 
   get url(): string {
     return `http://127.0.0.1:${this.gateway.port}`;
@@ -140,8 +150,20 @@ export class Platform {
     const catalog = join(this.dataDir, 'models.yaml');
     await writeFile(
       catalog,
-      `models:\n  - id: ${MODEL}\n    path: ${join(modelsDir(), `${MODEL}.gguf`)}\n    parallel: 4\n    threads: 1\n    embeddings: true\n`,
+      [{ id: this.model, embeddings: true }, ...(this.options.extraModels ?? [])]
+        .map(
+          (m) =>
+            `  - id: ${m.id}\n    path: ${join(modelsDir(), `${m.id}.gguf`)}\n    parallel: 4\n    threads: 1\n    embeddings: ${m.embeddings}\n`,
+        )
+        .reduce((yaml, entry) => yaml + entry, 'models:\n'),
     );
+    if (this.options.contentKeys) {
+      await writeFile(
+        join(this.dataDir, 'content-keys.json'),
+        JSON.stringify({ activeKeyId: 'e2e', keys: { e2e: randomBytes(32).toString('base64') } }),
+        { mode: 0o600 },
+      );
+    }
     this.worker = this.spawn('worker', {
       ...this.tls.worker,
       AIRLOCK_MODELS_FILE: catalog,
@@ -185,7 +207,7 @@ export class Platform {
       }),
       { logger: pino({ level: 'debug' }, this.logs.gateway) },
     );
-    await this.until(() => gateway.pool.list().some((w) => w.alive && w.serves(MODEL)));
+    await this.until(() => gateway.pool.list().some((w) => w.alive && w.serves(this.model)));
     return gateway;
   }
 
@@ -207,6 +229,9 @@ export class Platform {
       AIRLOCK_ADMIN_KEY: this.adminKey,
       ...(this.databaseUrl ? { AIRLOCK_DATABASE_URL: this.databaseUrl } : {}),
       ...this.options.authAuditEnv,
+      ...(this.options.contentKeys
+        ? { AIRLOCK_AUDIT_CONTENT_KEYS_FILE: join(this.dataDir, 'content-keys.json') }
+        : {}),
     });
     await waitReady(this.authAuditPorts.ops, this.authAudit, 'auth-audit');
   }

@@ -15,6 +15,7 @@ import { OpenAiErrorFilter } from './errors/error.filter.js';
 import { GatewayModule } from './gateway.module.js';
 import { modelOf, RAW_BODY_KEY, STARTED_KEY, type AirlockRequest } from './http/http-context.js';
 import { InferenceService } from './inference/inference.service.js';
+import { ResponsesService } from './inference/responses.service.js';
 import { GatewayMetrics } from './metrics.js';
 import { createDiscovery } from './workers/discovery.js';
 import { WorkerPool } from './workers/worker-pool.js';
@@ -71,6 +72,7 @@ export async function startGatewayApp(
   const metrics = new GatewayMetrics(pool, () => recorder.pendingCount);
   holder.metrics = metrics;
   const inference = new InferenceService(pool, recorder, metrics, config);
+  const responses = new ResponsesService(pool, recorder, metrics, config, auth);
 
   const adapter = new FastifyAdapter({
     bodyLimit: config.maxBodyBytes,
@@ -88,7 +90,7 @@ export async function startGatewayApp(
     trustProxy: config.trustedProxies.length > 0 ? config.trustedProxies : false,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
-    GatewayModule.with({ config, pool, recorder, auth, inference, scaler: discovery.scaler }),
+    GatewayModule.with({ config, pool, recorder, auth, inference, responses, scaler: discovery.scaler }),
     adapter,
     { bodyParser: false, logger: new NestPinoLogger(logger) },
   );

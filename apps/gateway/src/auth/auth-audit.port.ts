@@ -3,7 +3,17 @@
  * airlock.audit.v1; tests of the HTTP layer run against the real service.
  */
 export type InferenceAction =
-  'chat.completions' | 'completions' | 'embeddings' | 'models.list' | 'models.manage';
+  | 'chat.completions'
+  | 'completions'
+  | 'embeddings'
+  | 'responses'
+  | 'responses.get'
+  | 'responses.delete'
+  | 'models.list'
+  | 'models.manage';
+
+/** The tenant's content capture mode: what the audit log (and the response store) may keep. */
+export type ContentCaptureMode = 'none' | 'digest' | 'full';
 
 export interface AuthorizeInput {
   credential: string;
@@ -27,6 +37,8 @@ export interface Authorization {
   rateLimitHeaders: Record<string, string>;
   /** x-airlock-audit-sequence and x-airlock-audit-receipt: the client's proof of its request record. */
   auditHeaders: Record<string, string>;
+  /** Responses API answers are stored only under `full`. */
+  contentCapture: ContentCaptureMode;
 }
 
 export type CompletionOutcome = 'success' | 'error' | 'cancelled';
@@ -47,7 +59,7 @@ export interface CompletionRecord {
   responseBody: Buffer;
 }
 
-export interface AuthAuditClient extends AuditAdminClient {
+export interface AuthAuditClient extends AuditAdminClient, ResponseStoreClient {
   /** Throws ApiError: 401/403/429 for refusals, 503 when auth-audit cannot answer (fail closed). */
   authorize(input: AuthorizeInput): Promise<Authorization>;
   /** Resolves once committed; rejects on any failure (the recorder retries). */
@@ -62,4 +74,26 @@ export const AUTH_AUDIT = Symbol('AUTH_AUDIT');
 export interface AuditAdminClient {
   admin<Res>(method: string, request: object): Promise<Res>;
   adminStream<Res>(method: string, request: object, signal: AbortSignal): AsyncIterable<Res>;
+}
+
+/** A stored Responses API answer: the Response object and the conversation that was its input. */
+export interface StoredResponse {
+  response: Buffer;
+  inputItems: Buffer;
+}
+
+/**
+ * The response store in auth-audit, called with the caller's own credential (auth-audit scopes every
+ * response to its tenant and principal). Throws ApiError: 404 for a response that is not the caller's,
+ * 400 `store_not_allowed` where the tenant's content capture is not `full`, 503 when unreachable.
+ */
+export interface ResponseStoreClient {
+  storeResponse(
+    credential: string,
+    requestId: string,
+    responseId: string,
+    stored: StoredResponse,
+  ): Promise<void>;
+  getStoredResponse(credential: string, responseId: string): Promise<StoredResponse>;
+  deleteStoredResponse(credential: string, responseId: string): Promise<void>;
 }

@@ -9,7 +9,9 @@ import type {
   AuthorizeInput,
   CompletionOutcome,
   CompletionRecord,
+  ContentCaptureMode,
   InferenceAction,
+  StoredResponse,
 } from './auth-audit.port.js';
 
 type Callback<Res> = (error: grpc.ServiceError | null, response: Res) => void;
@@ -25,6 +27,9 @@ const ACTION: Record<InferenceAction, audit.Action> = {
   'chat.completions': 'ACTION_CHAT_COMPLETIONS',
   completions: 'ACTION_COMPLETIONS',
   embeddings: 'ACTION_EMBEDDINGS',
+  responses: 'ACTION_RESPONSES',
+  'responses.get': 'ACTION_GET_STORED_RESPONSE',
+  'responses.delete': 'ACTION_DELETE_STORED_RESPONSE',
   'models.list': 'ACTION_LIST_MODELS',
   'models.manage': 'ACTION_MANAGE_MODELS',
 };
@@ -46,6 +51,12 @@ const FROM_GRPC: Record<number, (message: string, retryAfter: number) => ApiErro
   [grpc.status.ALREADY_EXISTS]: (m) => new ApiError(409, 'invalid_request_error', m, 'conflict'),
   [grpc.status.FAILED_PRECONDITION]: (m) =>
     new ApiError(409, 'invalid_request_error', m, 'failed_precondition'),
+};
+
+const CAPTURE: Partial<Record<audit.ContentCapture, ContentCaptureMode>> = {
+  CONTENT_CAPTURE_NONE: 'none',
+  CONTENT_CAPTURE_DIGEST: 'digest',
+  CONTENT_CAPTURE_FULL: 'full',
 };
 
 const UNAVAILABLE_MESSAGE = 'The authorization and audit service is unavailable; no request runs unaudited.';
@@ -104,7 +115,65 @@ export class GrpcAuditClient implements AuthAuditClient {
             'x-airlock-audit-receipt': response.auditReceipt,
           }
         : {},
+      // An auth-audit without the field (older) keeps content as the digest: nothing is stored.
+      contentCapture: CAPTURE[response.contentCapture] ?? 'digest',
     };
+  }
+
+  async storeResponse(
+    credential: string,
+    requestId: string,
+    responseId: string,
+    stored: StoredResponse,
+  ): Promise<void> {
+    const request: audit.StoreResponseRequest = {
+      credential,
+      requestId,
+      responseId,
+      responseJson: stored.response,
+      inputItemsJson: stored.inputItems,
+    };
+    await this.storeCall('StoreResponse', request, responseId);
+  }
+
+  async getStoredResponse(credential: string, responseId: string): Promise<StoredResponse> {
+    const request: audit.GetStoredResponseRequest = { credential, responseId };
+    const response = await this.storeCall<audit.GetStoredResponseResponse>(
+      'GetStoredResponse',
+      request,
+      responseId,
+    );
+    return { response: response.responseJson, inputItems: response.inputItemsJson };
+  }
+
+  async deleteStoredResponse(credential: string, responseId: string): Promise<void> {
+    const request: audit.DeleteStoredResponseRequest = { credential, responseId };
+    await this.storeCall('DeleteStoredResponse', request, responseId);
+  }
+
+  /** The store's answers in OpenAI's terms: a response that is not the caller's does not exist. */
+  private async storeCall<Res>(method: string, request: object, responseId: string): Promise<Res> {
+    try {
+      return await this.unary<Res>(method, request);
+    } catch (error) {
+      const code = (error as Partial<grpc.ServiceError>).code;
+      if (code === grpc.status.NOT_FOUND) {
+        return Promise.reject(
+          new ApiError(
+            404,
+            'invalid_request_error',
+            `Response with id '${responseId}' not found.`,
+            'not_found',
+          ),
+        );
+      }
+      if (code === grpc.status.FAILED_PRECONDITION) {
+        return Promise.reject(
+          ApiError.badRequest((error as grpc.ServiceError).details, 'store', 'store_not_allowed'),
+        );
+      }
+      throw adminError(error);
+    }
   }
 
   async complete(record: CompletionRecord): Promise<void> {

@@ -1,8 +1,12 @@
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Authorization, InferenceAction } from '../auth/auth-audit.port.js';
 import type { AuthAuditClient } from '../auth/auth-audit.port.js';
 import { ApiError } from '../errors/api-error.js';
 import type { RequestContext } from '../inference/exchange.js';
+import type { GatewayConfig } from '../config.js';
+import type { RequestLimits } from '../openai/chat-request.js';
+import { SseWriter } from '../openai/sse.js';
 
 /** Set on the request so that metrics and logs can name the model. */
 export const MODEL_KEY = Symbol('airlock.model');
@@ -78,5 +82,19 @@ export async function authorizeRequest(
     clientGone: () => gone,
     startedAt: (request as AirlockRequest)[STARTED_KEY] ?? performance.now(),
     route: request.routeOptions.url ?? '',
+  };
+}
+
+/** Hands the raw response to the SSE writer; Fastify stops managing this reply. */
+export function openStream(reply: FastifyReply): SseWriter {
+  reply.hijack();
+  return new SseWriter(reply.raw, reply.getHeaders() as OutgoingHttpHeaders);
+}
+
+/** The request limits every generating surface validates against. */
+export function requestLimits(config: GatewayConfig): RequestLimits {
+  return {
+    maxN: config.maxN,
+    tokenLimits: (model) => ({ maxTokens: config.modelMaxTokens[model] ?? config.maxTokens }),
   };
 }

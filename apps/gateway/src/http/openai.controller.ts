@@ -1,5 +1,4 @@
 import { Controller, Get, Inject, Param, Post, Req, Res } from '@nestjs/common';
-import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AUTH_AUDIT } from '../auth/auth-audit.port.js';
 import type { AuthAuditClient } from '../auth/auth-audit.port.js';
@@ -11,9 +10,8 @@ import { InferenceService } from '../inference/inference.service.js';
 import { parseChatRequest, type RequestLimits } from '../openai/chat-request.js';
 import { parseCompletionRequest } from '../openai/completion-request.js';
 import { parseEmbeddingRequest } from '../openai/embedding-request.js';
-import { SseWriter } from '../openai/sse.js';
 import { WorkerPool } from '../workers/worker-pool.js';
-import { authorizeRequest } from './http-context.js';
+import { authorizeRequest, openStream, requestLimits } from './http-context.js';
 
 /** The OpenAI-compatible API. Each handler: parse → authorise (audited) → delegate; errors go to the filter. */
 @Controller('v1')
@@ -27,10 +25,7 @@ export class OpenAiController {
     @Inject(AUTH_AUDIT) private readonly auth: AuthAuditClient,
     @Inject(GATEWAY_CONFIG) config: GatewayConfig,
   ) {
-    this.limits = {
-      maxN: config.maxN,
-      tokenLimits: (model) => ({ maxTokens: config.modelMaxTokens[model] ?? config.maxTokens }),
-    };
+    this.limits = requestLimits(config);
     this.maxEmbeddingInputs = config.maxEmbeddingInputs;
   }
 
@@ -40,7 +35,7 @@ export class OpenAiController {
   async chat(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const parsed = parseChatRequest(request.body, this.limits);
     const ctx = await authorizeRequest(this.auth, request, reply, 'chat.completions', parsed.model);
-    const sse = parsed.stream ? this.openStream(reply) : null;
+    const sse = parsed.stream ? openStream(reply) : null;
     const body = await this.inference.chat(parsed, ctx, sse);
     if (body) await reply.code(200).send(body);
   }
@@ -49,7 +44,7 @@ export class OpenAiController {
   async completions(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const parsed = parseCompletionRequest(request.body, this.limits);
     const ctx = await authorizeRequest(this.auth, request, reply, 'completions', parsed.model);
-    const sse = parsed.stream ? this.openStream(reply) : null;
+    const sse = parsed.stream ? openStream(reply) : null;
     const body = await this.inference.completion(parsed, ctx, sse);
     if (body) await reply.code(200).send(body);
   }
@@ -93,12 +88,6 @@ export class OpenAiController {
     );
     if (!found) throw ApiError.modelNotFound(id);
     await reply.send(toModelObject(id));
-  }
-
-  /** Hands the raw response to the SSE writer; Fastify stops managing this reply. */
-  private openStream(reply: FastifyReply): SseWriter {
-    reply.hijack();
-    return new SseWriter(reply.raw, reply.getHeaders() as OutgoingHttpHeaders);
   }
 
   private recordListing(requestId: string, startedAt: number, statusCode: number, body: unknown): void {

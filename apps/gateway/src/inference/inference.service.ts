@@ -13,7 +13,7 @@ import { generate } from '../workers/generation.js';
 import { isRetryable, isWorkerDown, workerErrorToApiError } from '../workers/worker-errors.js';
 import type { WorkerPool } from '../workers/worker-pool.js';
 import { Exchange, type RequestContext } from './exchange.js';
-import { runGenerations } from './run-loop.js';
+import { generationOptions, runGenerations } from './run-loop.js';
 
 /**
  * Runs OpenAI requests on the worker pool: n choices per request as parallel generations, streamed as
@@ -133,14 +133,7 @@ export class InferenceService {
   }
 
   private generationOptions(model: string, ctx: RequestContext, exchange: Exchange) {
-    return {
-      model,
-      signal: ctx.abort.signal,
-      attempts: this.config.workerAttempts,
-      requestTimeoutMs: this.config.requestTimeoutMs,
-      idleTimeoutMs: this.config.idleTimeoutMs,
-      onWorker: exchange.onWorker,
-    };
+    return generationOptions(this.config, model, ctx, exchange);
   }
 
   private identity(id: string, model: string): ResponseIdentity {

@@ -1,3 +1,5 @@
+import type { GatewayConfig } from '../config.js';
+import type { GenerationOptions } from '../workers/generation.js';
 import { workerErrorToApiError } from '../workers/worker-errors.js';
 import type { SseWriter } from '../openai/sse.js';
 import type { Exchange, RequestContext } from './exchange.js';
@@ -84,4 +86,21 @@ function end(exchange: Exchange, ctx: RequestContext, ending: Ending, responseBo
     ending.errorClass,
     responseBody,
   );
+}
+
+/** How every generation of a request runs: its model, the client's abort, the gateway's timeouts. */
+export function generationOptions(
+  config: GatewayConfig,
+  model: string,
+  ctx: RequestContext,
+  exchange: Exchange,
+): GenerationOptions {
+  return {
+    model,
+    signal: ctx.abort.signal,
+    attempts: config.workerAttempts,
+    requestTimeoutMs: config.requestTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    onWorker: exchange.onWorker,
+  };
 }
