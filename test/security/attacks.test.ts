@@ -178,6 +178,22 @@ describeWithModels('attacks from issue 11 (real platform, mTLS)', () => {
     });
   });
 
+  describe('large prompts', () => {
+    it('a prompt filling the 4 MB body limit is a 400 naming the context, never a 429 or 5xx', async () => {
+      const prompt = 'Once upon a time there was a story. '.repeat(Math.floor((4 * 1024 * 1024 - 512) / 36));
+      const response = await fetch(`${platform.url}/v1/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${platform.adminKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, prompt, max_tokens: 1 }),
+      });
+      const body = (await response.json()) as Json;
+      expect({ status: response.status, code: body.error.code }).toEqual({
+        status: 400,
+        code: 'context_length_exceeded',
+      });
+    });
+  });
+
   describe('metrics cardinality', () => {
     it('requests with random model names add one "unknown" series, not one per name', async () => {
       const series = async () => {
