@@ -62,6 +62,8 @@ export class ResponsesService {
       ...parsed.request,
       messages: toChatMessages(parsed.body.instructions, inputItems),
       requestId: ctx.requestId,
+      // The tenant scopes the worker's prompt-cache reuse (as for chat and completions).
+      tenant: ctx.authorization.tenant,
     };
     const generation = generate<ChatResponse>(
       this.pool,
