@@ -9,7 +9,11 @@ import { WorkerPool } from '../src/workers/worker-pool.js';
 import { FakeWorker } from './fake-worker.js';
 
 const logger = pino({ level: 'silent' });
-const request = { model: 'm', messages: [{ role: 'CHAT_ROLE_USER' as const, content: 'x' }] };
+const request = {
+  model: 'm',
+  tenant: 'default',
+  messages: [{ role: 'CHAT_ROLE_USER' as const, content: 'x' }],
+};
 
 function poolOf(options: Partial<{ queueCapacity: number; queueTimeoutMs: number }> = {}): WorkerPool {
   return new WorkerPool({

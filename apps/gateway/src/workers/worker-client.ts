@@ -59,11 +59,15 @@ export class WorkerClient {
     });
   }
 
-  chat(request: ChatRequest, deadline: Date): grpc.ClientReadableStream<ChatResponse> {
+  /** `tenant` is required here: it scopes the worker's prompt-cache reuse, and no surface may forget it. */
+  chat(request: ChatRequest & { tenant: string }, deadline: Date): grpc.ClientReadableStream<ChatResponse> {
     return startCall(() => this.stub.Chat(request, { deadline }));
   }
 
-  complete(request: CompleteRequest, deadline: Date): grpc.ClientReadableStream<CompleteResponse> {
+  complete(
+    request: CompleteRequest & { tenant: string },
+    deadline: Date,
+  ): grpc.ClientReadableStream<CompleteResponse> {
     return startCall(() => this.stub.Complete(request, { deadline }));
   }
 
