@@ -165,6 +165,18 @@ describeWithModels('Responses API through the gateway (PostgreSQL)', () => {
     );
     expect(outputText(second.json)).toBe(chat);
     expect(second.json.usage.input_tokens).toBeGreaterThan(first.json.usage.input_tokens);
+    // The same turn with the earlier answer sent as an item_reference (as the Vercel AI SDK does).
+    const referenced = await create({
+      input: [
+        { role: 'user', content: 'Once upon a time' },
+        { type: 'item_reference', id: first.json.output[0].id },
+        { role: 'user', content: 'And then?' },
+      ],
+      max_output_tokens: 8,
+    });
+    expect(outputText(referenced.json)).toBe(chat);
+    const dangling = await create({ input: [{ type: 'item_reference', id: 'msg_unknown' }] });
+    expect([dangling.status, dangling.json.error.param]).toEqual([404, 'input[0].id']);
 
     const listed = await call('GET', `/responses/${second.json.id}/input_items?order=asc`, keys.owner);
     const items = (await listed.json()) as Json;

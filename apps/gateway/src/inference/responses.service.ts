@@ -6,6 +6,7 @@ import { ApiError } from '../errors/api-error.js';
 import type { GatewayMetrics } from '../metrics.js';
 import {
   newItemId,
+  responseOfItem,
   RESPONSE_ID,
   toStoredInputItems,
   type ResponseObject,
@@ -46,18 +47,20 @@ export class ResponsesService {
   ): Promise<object | void> {
     const exchange = new Exchange(ctx, parsed.model, this.recorder, this.metrics);
     let history: ResponseInputItem[];
+    let own: ResponseInputItem[];
     let store: boolean;
     try {
       store = this.storeDecision(parsed, ctx);
       history = parsed.previousResponseId
         ? await this.conversationOf(parsed.previousResponseId, credential)
         : [];
+      own = await this.resolveReferences(parsed.input, credential);
     } catch (error) {
       const apiError = error instanceof ApiError ? error : ApiError.internal();
       exchange.finish(apiError.status, 'error', apiError.code ?? '');
       throw apiError;
     }
-    const inputItems = [...history, ...toStoredInputItems(parsed.input)];
+    const inputItems = [...history, ...toStoredInputItems(own)];
     const request = {
       ...parsed.request,
       messages: toChatMessages(parsed.body.instructions, inputItems),
@@ -146,6 +149,44 @@ export class ResponsesService {
     const input = JSON.parse(stored.inputItems.toString('utf8')) as ResponseInputItem[];
     const response = JSON.parse(stored.response.toString('utf8')) as { output: ResponseInputItem[] };
     return [...input, ...response.output];
+  }
+
+  /** `item_reference` items → the output items they name, from the caller's stored responses. */
+  private async resolveReferences(
+    items: ResponseInputItem[],
+    credential: string,
+  ): Promise<ResponseInputItem[]> {
+    if (!items.some((item) => item.type === 'item_reference')) return items;
+    const outputs = new Map<string, Promise<ResponseInputItem[]>>();
+    return Promise.all(
+      items.map(async (item, index) => {
+        if (item.type !== 'item_reference') return item;
+        const responseId = responseOfItem(item.id);
+        const missing = new ApiError(
+          404,
+          'invalid_request_error',
+          `Item with id '${responseId ? item.id : ''}' not found.`,
+          'item_not_found',
+          `input[${index}].id`,
+        );
+        if (!responseId) throw missing;
+        if (!outputs.has(responseId)) {
+          outputs.set(
+            responseId,
+            this.load(responseId, credential).then(
+              (stored) =>
+                (JSON.parse(stored.response.toString('utf8')) as { output: ResponseInputItem[] }).output,
+            ),
+          );
+        }
+        const output = await outputs.get(responseId)!.catch(() => {
+          throw missing;
+        });
+        const found = output.find((candidate) => 'id' in candidate && candidate.id === item.id);
+        if (!found) throw missing;
+        return found;
+      }),
+    );
   }
 
   private load(id: string, credential: string) {

@@ -12,6 +12,20 @@ export function newItemId(prefix: 'resp' | 'msg' | 'rs' | 'fc' | 'fco'): string 
 
 export const RESPONSE_ID = /^resp_[A-Za-z0-9_-]{1,120}$/;
 
+/**
+ * An output item's id names its response (`msg_<response hex>_<index>`), so that an `item_reference`
+ * (the Vercel AI SDK sends them for earlier turns) finds the stored response that holds the item.
+ */
+export function outputItemId(prefix: 'msg' | 'rs' | 'fc', responseId: string, index: number): string {
+  return `${prefix}_${responseId.slice('resp_'.length)}_${index}`;
+}
+
+/** The stored response an output item id points into, if it has that shape. */
+export function responseOfItem(itemId: string): string | undefined {
+  const match = /^(?:msg|rs|fc)_([0-9a-f]{32})_\d{1,6}$/.exec(itemId);
+  return match ? `resp_${match[1]}` : undefined;
+}
+
 export interface OutputText {
   type: 'output_text';
   text: string;
@@ -157,6 +171,8 @@ export function toStoredInputItems(items: ResponseInputItem[]): ResponseInputIte
         return { ...item, id: item.id ?? newItemId('fco'), status: item.status ?? 'completed' };
       case 'reasoning':
         return { ...item, id: item.id ?? newItemId('rs') };
+      case 'item_reference':
+        return item;
     }
   });
 }

@@ -3,7 +3,7 @@ import { ApiError } from '../errors/api-error.js';
 import type { Exchange } from '../inference/exchange.js';
 import { NO_EVENTS, type StreamEvent, type SurfaceEncoder } from '../inference/surface-encoder.js';
 import {
-  newItemId,
+  outputItemId,
   responseObject,
   type FunctionCallItem,
   type OutputItem,
@@ -70,7 +70,7 @@ export class ResponsesEncoder implements SurfaceEncoder<ChatResponse> {
         this.close(events);
         const call = event.toolCall;
         const item: FunctionCallItem = {
-          id: newItemId('fc'),
+          id: outputItemId('fc', this.header.id, this.output.length),
           type: 'function_call',
           status: 'in_progress',
           call_id: call.id,
@@ -166,8 +166,20 @@ export class ResponsesEncoder implements SurfaceEncoder<ChatResponse> {
   private start(kind: 'message' | 'reasoning', events: StreamEvent[]): void {
     const item: OutputMessage | ReasoningItem =
       kind === 'message'
-        ? { id: newItemId('msg'), type: 'message', status: 'in_progress', role: 'assistant', content: [] }
-        : { id: newItemId('rs'), type: 'reasoning', status: 'in_progress', summary: [], content: [] };
+        ? {
+            id: outputItemId('msg', this.header.id, this.output.length),
+            type: 'message',
+            status: 'in_progress',
+            role: 'assistant',
+            content: [],
+          }
+        : {
+            id: outputItemId('rs', this.header.id, this.output.length),
+            type: 'reasoning',
+            status: 'in_progress',
+            summary: [],
+            content: [],
+          };
     const index = this.output.push(item) - 1;
     this.open = { item, index, text: '', deltas: new WholeCharacterDeltas() };
     events.push(

@@ -55,7 +55,17 @@ const reasoningItem = z.strictObject({
   status: itemStatus,
 });
 
-const inputItem = z.union([messageItem, functionCallItem, functionCallOutputItem, reasoningItem]);
+/** An earlier output item by id: resolved from the stored response that holds it. */
+const itemReference = z.strictObject({ type: z.literal('item_reference'), id: z.string().min(1).max(200) });
+export type ItemReference = z.output<typeof itemReference>;
+
+const inputItem = z.union([
+  messageItem,
+  functionCallItem,
+  functionCallOutputItem,
+  reasoningItem,
+  itemReference,
+]);
 export type ResponseInputItem = z.output<typeof inputItem>;
 
 const functionTool = z.strictObject({
@@ -298,6 +308,9 @@ export function toChatMessages(
         return;
       }
       case 'reasoning':
+        return;
+      case 'item_reference':
+        // Resolved before the conversation is built (ResponsesService); checked here at parse time.
         return;
     }
   });
