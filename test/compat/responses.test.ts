@@ -193,5 +193,12 @@ describeWithModels('Responses API with the OpenAI Node SDK and the Vercel AI SDK
       temperature: 0,
     });
     expect(next.text.length).toBeGreaterThan(0);
+    // What the model got: the first answer's stored item, resolved from its reference.
+    const items: OpenAI.Responses.ResponseItem[] = [];
+    for await (const item of client.responses.inputItems.list(next.response.id, { order: 'asc' }))
+      items.push(item);
+    expect(items.map((item) => item.type)).toEqual(['message', 'message', 'message']);
+    expect(items[1]).toMatchObject({ id: expect.stringMatching(/^msg_[0-9a-f]{32}_0$/), role: 'assistant' });
+    expect((await client.responses.retrieve(result.response.id)).output[0].id).toBe(items[1].id);
   });
 });

@@ -325,6 +325,7 @@ describeWithModels('Responses API through the gateway (PostgreSQL)', () => {
       [{ input: 'x', max_output_tokens: 0 }, 'max_output_tokens'],
       [{ input: 'x', stream_options: { include_obfuscation: false } }, 'stream_options'],
       [{}, 'input'],
+      [{ input: 'Once upon a time '.repeat(1500), max_output_tokens: 8 }, 'input'],
     ];
     for (const [body, param] of cases) {
       const { status, json } = await create(body);

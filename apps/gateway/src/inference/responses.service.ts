@@ -82,7 +82,13 @@ export class ResponsesService {
           })
       : undefined;
     const encoder = new ResponsesEncoder(header, exchange, sse !== null, save);
-    return runGenerations(exchange, ctx, [generation], sse, encoder);
+    return runGenerations(exchange, ctx, [generation], sse, encoder).catch((error: unknown) => {
+      // The worker names the chat contract's field; here the conversation is `input`.
+      if (error instanceof ApiError && error.param === 'messages') {
+        throw new ApiError(error.status, error.type, error.message, error.code, 'input', error.headers);
+      }
+      throw error;
+    });
   }
 
   async retrieve(id: string, ctx: RequestContext, credential: string): Promise<object> {
