@@ -263,10 +263,10 @@ describeWithModels('OpenAI API through the gateway (PGlite)', () => {
       OpenAI.NotFoundError,
     );
     const unsupported = await client.chat.completions
-      .create({ ...chat, logprobs: true })
+      .create({ ...chat, prediction: { type: 'content', content: 'x' } })
       .catch((e: unknown) => e);
     expect(unsupported).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((unsupported as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('logprobs');
+    expect((unsupported as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('prediction');
     const limited = new OpenAI({
       baseURL: `${platform.url}/v1`,
       apiKey: await platform.createKey({ requests_per_minute: 1 }),

@@ -84,6 +84,23 @@ export const gatewayEnvSchema = z.object({
   AIRLOCK_AUDIT_RETRY_MAX_SECONDS: seconds.default(30),
   AIRLOCK_MAX_REPLICAS: positiveInt.default(64),
   AIRLOCK_TRUSTED_PROXIES: proxyList.default([]),
+  // Browser origins allowed to call the API (CORS); empty: no CORS headers at all.
+  AIRLOCK_CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(/^https?:\/\/[^/\s,*]+$/, 'exact origins such as https://app.example.org (no path, no "*")'),
+      ),
+    ),
 });
 
 export type GatewayEnv = z.output<typeof gatewayEnvSchema>;
@@ -120,6 +137,8 @@ export interface GatewayConfig {
   internalTransport: InternalTransport;
   /** Proxies whose X-Forwarded-For names the client (audit client_address); none: the TCP peer is the client. */
   trustedProxies: string[];
+  /** Exact origins allowed by CORS; empty turns CORS off. */
+  corsOrigins: string[];
 }
 
 /** Tests hand the Kubernetes client an explicit cluster (the fake API server); production loads in-cluster. */
@@ -172,6 +191,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     maxReplicas: e.AIRLOCK_MAX_REPLICAS,
     internalTransport: transport.transport,
     trustedProxies: e.AIRLOCK_TRUSTED_PROXIES,
+    corsOrigins: e.AIRLOCK_CORS_ORIGINS,
   };
 }
 

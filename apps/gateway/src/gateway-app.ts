@@ -11,6 +11,7 @@ import { CompletionRecorder } from './auth/completion-recorder.js';
 import { GrpcAuditClient } from './auth/grpc-audit-client.js';
 import type { GatewayConfig } from './config.js';
 import { ApiError } from './errors/api-error.js';
+import { installCors } from './http/cors.js';
 import { OpenAiErrorFilter } from './errors/error.filter.js';
 import { GatewayModule } from './gateway.module.js';
 import { modelOf, RAW_BODY_KEY, STARTED_KEY, type AirlockRequest } from './http/http-context.js';
@@ -191,4 +192,5 @@ function installHooks(
     });
     done();
   });
+  installCors(fastify, config.corsOrigins);
 }

@@ -87,6 +87,7 @@ export class FakeWorker {
           contextSize: 256,
           servesEmbeddings: false,
           chatFormat: 'fake',
+          systemFingerprint: '',
         },
       ],
     };

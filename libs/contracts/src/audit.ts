@@ -82,6 +82,7 @@ export interface AuthorizeRequest {
   clientAddress?: string;
   userAgent?: string;
   requestBody?: Buffer | Uint8Array;
+  endUser?: string;
 }
 
 export interface AuthorizeResponse {

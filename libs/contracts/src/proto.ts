@@ -17,3 +17,6 @@ export const PROTO_LOADER_OPTIONS: Options = {
 export const WORKER_PROTO_FILE = 'airlock/worker/v1/worker_service.proto';
 export const WORKER_PACKAGE = 'airlock.worker.v1';
 export const WORKER_SERVICE = 'WorkerService';
+
+/** The gRPC trailer that carries a worker's WorkerErrorReason (AIP-193 style machine-readable reason). */
+export const WORKER_REASON_METADATA_KEY = 'airlock-reason';

@@ -8,7 +8,21 @@ export type ReasoningEffort =
   | 'REASONING_EFFORT_UNSPECIFIED'
   | 'REASONING_EFFORT_LOW'
   | 'REASONING_EFFORT_MEDIUM'
-  | 'REASONING_EFFORT_HIGH';
+  | 'REASONING_EFFORT_HIGH'
+  | 'REASONING_EFFORT_NONE';
+/** The `airlock-reason` trailer values (ErrorReason names without their prefix). */
+export type WorkerErrorReason =
+  | 'MODEL_NOT_FOUND'
+  | 'MODEL_NOT_READY'
+  | 'QUEUE_FULL'
+  | 'DRAINING'
+  | 'INVALID_ARGUMENT'
+  | 'CONTEXT_LENGTH_EXCEEDED'
+  | 'EMBEDDINGS_NOT_SERVED'
+  | 'FEATURE_NOT_SUPPORTED'
+  | 'GENERATION_FAILED'
+  | 'CANCELLED'
+  | 'INTERNAL';
 export type ToolChoiceMode =
   | 'TOOL_CHOICE_MODE_UNSPECIFIED'
   | 'TOOL_CHOICE_MODE_AUTO'
@@ -56,6 +70,29 @@ export interface SamplingParams {
   repeatPenalty?: number;
   jsonSchema?: string;
   jsonObject?: boolean;
+  logitBias?: TokenBias[];
+  logprobs?: boolean;
+  topLogprobs?: number;
+  maxTokensLimit?: number;
+}
+
+export interface TokenBias {
+  token: number;
+  bias: number;
+}
+
+export interface TopLogprob {
+  token: string;
+  logprob: number;
+  bytes: Buffer | Uint8Array;
+}
+
+export interface TokenLogprob extends TopLogprob {
+  topLogprobs: TopLogprob[];
+}
+
+export interface LogprobsDelta {
+  tokens: TokenLogprob[];
 }
 
 export interface Usage {
@@ -82,13 +119,15 @@ export interface ChatRequest {
   reasoningEffort?: ReasoningEffort;
   /** Prompt-cache reuse is scoped to this tenant. */
   tenant?: string;
+  maxToolCalls?: number;
 }
 
 export type ChatResponse =
   | { event: 'textDelta'; textDelta: string }
   | { event: 'reasoningDelta'; reasoningDelta: string }
   | { event: 'toolCall'; toolCall: ToolCall }
-  | { event: 'finish'; finish: Finish };
+  | { event: 'finish'; finish: Finish }
+  | { event: 'logprobs'; logprobs: LogprobsDelta };
 
 export interface CompleteRequest {
   model: string;
@@ -97,15 +136,19 @@ export interface CompleteRequest {
   sampling?: SamplingParams;
   /** Prompt-cache reuse is scoped to this tenant. */
   tenant?: string;
+  echo?: boolean;
 }
 
 export type CompleteResponse =
-  { event: 'textDelta'; textDelta: string } | { event: 'finish'; finish: Finish };
+  | { event: 'textDelta'; textDelta: string }
+  | { event: 'finish'; finish: Finish }
+  | { event: 'logprobs'; logprobs: LogprobsDelta };
 
 export interface EmbedRequest {
   model: string;
   requestId?: string;
   inputs: string[];
+  tokenInputs?: { ids: number[] }[];
 }
 
 export interface EmbedResponse {
@@ -143,6 +186,7 @@ export interface ModelStatus {
   contextSize: number;
   servesEmbeddings: boolean;
   chatFormat: string;
+  systemFingerprint: string;
 }
 
 export interface GetStatusResponse {

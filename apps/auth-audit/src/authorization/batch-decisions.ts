@@ -22,6 +22,8 @@ export interface AuthorizeOp {
   requestId: string;
   clientAddress: string;
   userAgent: string;
+  /** OpenAI's safety_identifier / user as the application sent it; '' when none. */
+  endUser?: string;
   requestBody?: Uint8Array;
 }
 
@@ -285,6 +287,7 @@ function authorizeDraft(
     request_digest: sealed.digest,
     request_ciphertext: sealed.ciphertext,
     content_key_id: sealed.keyId,
+    details_json: op.endUser ? JSON.stringify({ end_user: op.endUser }) : '',
   };
 }
 

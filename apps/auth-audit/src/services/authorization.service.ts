@@ -56,6 +56,7 @@ export class AuthorizationService {
       model: text(request.model, 'model', 256, action.needsModel),
       clientAddress: text(request.clientAddress, 'client_address', 128),
       userAgent: text(request.userAgent, 'user_agent', 512),
+      endUser: text(request.endUser, 'end_user', 256),
       requestBody: body(request.requestBody, 'request_body'),
       credential: await this.authenticator.present(request.credential),
     };

@@ -25,6 +25,8 @@ export interface AuthorizeInput {
   userAgent: string;
   /** The body as received, for the tenant's content capture (digest or encrypted); never logged. */
   requestBody: Buffer;
+  /** OpenAI's safety_identifier / user: the application's end user, for the audit record. */
+  endUser?: string;
 }
 
 export interface Authorization {

@@ -93,6 +93,7 @@ export class GrpcAuditClient implements AuthAuditClient {
       clientAddress: input.clientAddress,
       userAgent: input.userAgent,
       requestBody: input.requestBody,
+      endUser: input.endUser ?? '',
     };
     let response: audit.AuthorizeResponse;
     try {

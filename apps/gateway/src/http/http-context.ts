@@ -46,6 +46,7 @@ export async function authorizeRequest(
   reply: FastifyReply,
   action: InferenceAction,
   model: string,
+  endUser = '',
 ): Promise<RequestContext> {
   (request as AirlockRequest)[MODEL_KEY] = model;
   const authorization: Authorization = await auth.authorize({
@@ -56,6 +57,7 @@ export async function authorizeRequest(
     clientAddress: request.ip,
     userAgent: request.headers['user-agent'] ?? '',
     requestBody: rawBody(request),
+    endUser,
   });
   void reply.headers({ ...authorization.rateLimitHeaders, ...authorization.auditHeaders });
   if (authorization.allowedModels && model && !authorization.allowedModels.includes(model)) {

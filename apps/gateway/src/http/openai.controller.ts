@@ -34,7 +34,14 @@ export class OpenAiController {
   @Post('chat/completions')
   async chat(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const parsed = parseChatRequest(request.body, this.limits);
-    const ctx = await authorizeRequest(this.auth, request, reply, 'chat.completions', parsed.model);
+    const ctx = await authorizeRequest(
+      this.auth,
+      request,
+      reply,
+      'chat.completions',
+      parsed.model,
+      parsed.endUser,
+    );
     const sse = parsed.stream ? openStream(reply) : null;
     const body = await this.inference.chat(parsed, ctx, sse);
     if (body) await reply.code(200).send(body);
@@ -43,7 +50,14 @@ export class OpenAiController {
   @Post('completions')
   async completions(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const parsed = parseCompletionRequest(request.body, this.limits);
-    const ctx = await authorizeRequest(this.auth, request, reply, 'completions', parsed.model);
+    const ctx = await authorizeRequest(
+      this.auth,
+      request,
+      reply,
+      'completions',
+      parsed.model,
+      parsed.endUser,
+    );
     const sse = parsed.stream ? openStream(reply) : null;
     const body = await this.inference.completion(parsed, ctx, sse);
     if (body) await reply.code(200).send(body);
@@ -52,7 +66,7 @@ export class OpenAiController {
   @Post('embeddings')
   async embeddings(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const parsed = parseEmbeddingRequest(request.body, this.maxEmbeddingInputs);
-    const ctx = await authorizeRequest(this.auth, request, reply, 'embeddings', parsed.model);
+    const ctx = await authorizeRequest(this.auth, request, reply, 'embeddings', parsed.model, parsed.endUser);
     await reply.code(200).send(await this.inference.embed(parsed, ctx));
   }
 

@@ -7,6 +7,7 @@ import type { ParsedChat } from '../openai/chat-request.js';
 import { CompletionEncoder } from '../openai/completion-encoder.js';
 import type { ParsedCompletion } from '../openai/completion-request.js';
 import type { ParsedEmbedding } from '../openai/embedding-request.js';
+import { toOpenAiVector } from '../openai/embedding-vectors.js';
 import type { ResponseIdentity } from '../openai/responses.js';
 import type { SseWriter } from '../openai/sse.js';
 import { generate } from '../workers/generation.js';
@@ -29,18 +30,30 @@ export class InferenceService {
 
   async chat(parsed: ParsedChat, ctx: RequestContext, sse: SseWriter | null): Promise<object | void> {
     const exchange = new Exchange(ctx, parsed.model, this.recorder, this.metrics);
-    const identity = this.identity(`chatcmpl-${ctx.requestId}`, parsed.model);
-    // The tenant scopes the worker's prompt-cache reuse.
+    const identity = this.identity(`chatcmpl-${ctx.requestId}`, parsed.model, parsed);
+    // The tenant scopes the worker's prompt-cache reuse; each choice samples with its own seed.
     const tenant = ctx.authorization.tenant;
-    const request = { ...parsed.request, requestId: ctx.requestId, tenant };
-    const generations = Array.from({ length: parsed.n }, () =>
-      generate<ChatResponse>(
+    const generations = parsed.seeds.map((seed) => {
+      const request = {
+        ...parsed.request,
+        requestId: ctx.requestId,
+        tenant,
+        sampling: { ...parsed.request.sampling, seed },
+      };
+      return generate<ChatResponse>(
         this.pool,
-        this.generationOptions(parsed.model, ctx, exchange),
+        this.generationOptions(parsed.model, ctx, exchange, identity, parsed.cacheKey),
         (client, deadline) => client.chat(request, deadline),
-      ),
+      );
+    });
+    const encoder = new ChatEncoder(
+      identity,
+      exchange,
+      parsed.n,
+      sse !== null,
+      parsed.includeUsage,
+      parsed.logprobs,
     );
-    const encoder = new ChatEncoder(identity, exchange, parsed.n, sse !== null, parsed.includeUsage);
     return runGenerations(exchange, ctx, generations, sse, encoder);
   }
 
@@ -50,7 +63,7 @@ export class InferenceService {
     sse: SseWriter | null,
   ): Promise<object | void> {
     const exchange = new Exchange(ctx, parsed.model, this.recorder, this.metrics);
-    const identity = this.identity(`cmpl-${ctx.requestId}`, parsed.model);
+    const identity = this.identity(`cmpl-${ctx.requestId}`, parsed.model, parsed);
     const requests = parsed.requests.flatMap((r) =>
       Array.from({ length: parsed.n }, () => ({
         ...r,
@@ -58,14 +71,22 @@ export class InferenceService {
         tenant: ctx.authorization.tenant,
       })),
     );
-    const generations = requests.map((request) =>
-      generate<CompleteResponse>(
+    const generations = requests.map((request, index) => {
+      const seeded = { ...request, sampling: { ...request.sampling, seed: parsed.seeds[index] } };
+      return generate<CompleteResponse>(
         this.pool,
-        this.generationOptions(parsed.model, ctx, exchange),
-        (client, deadline) => client.complete(request, deadline),
-      ),
+        this.generationOptions(parsed.model, ctx, exchange, identity),
+        (client, deadline) => client.complete(seeded, deadline),
+      );
+    });
+    const encoder = new CompletionEncoder(
+      identity,
+      exchange,
+      requests.length,
+      parsed.n,
+      parsed.includeUsage,
+      parsed.logprobs,
     );
-    const encoder = new CompletionEncoder(identity, exchange, requests.length, parsed.n, parsed.includeUsage);
     return runGenerations(exchange, ctx, generations, sse, encoder);
   }
 
@@ -78,14 +99,17 @@ export class InferenceService {
       const body = {
         object: 'list',
         model: parsed.model,
-        data: response.embeddings.map((e, index) => ({
-          object: 'embedding',
-          index,
-          embedding:
-            parsed.encoding === 'base64'
-              ? Buffer.from(new Float32Array(e.values).buffer).toString('base64')
-              : e.values,
-        })),
+        data: response.embeddings.map((e, index) => {
+          const vector = toOpenAiVector(e.values, parsed.dimensions);
+          return {
+            object: 'embedding',
+            index,
+            embedding:
+              parsed.encoding === 'base64'
+                ? Buffer.from(new Float32Array(vector).buffer).toString('base64')
+                : vector,
+          };
+        }),
         usage: { prompt_tokens: response.promptTokens, total_tokens: response.promptTokens },
       };
       exchange.finish(200, 'success', '', body);
@@ -132,11 +156,42 @@ export class InferenceService {
     }
   }
 
-  private generationOptions(model: string, ctx: RequestContext, exchange: Exchange) {
-    return generationOptions(this.config, model, ctx, exchange);
+  private generationOptions(
+    model: string,
+    ctx: RequestContext,
+    exchange: Exchange,
+    identity: ResponseIdentity,
+    cacheKey = '',
+  ) {
+    return {
+      ...generationOptions(this.config, model, ctx, exchange),
+      onWorker: (address: string) => {
+        exchange.onWorker(address);
+        identity.systemFingerprint ??= this.fingerprintOf(address, model);
+      },
+      // Scoped to the tenant: a key names a cache only among its own tenant's requests.
+      cacheKey: cacheKey ? `${ctx.authorization.tenant}\u0000${cacheKey}` : '',
+    };
   }
 
-  private identity(id: string, model: string): ResponseIdentity {
-    return { id, created: Math.floor(Date.now() / 1000), model };
+  /** The serving worker's fingerprint of this model's build, as its last status reported it. */
+  private fingerprintOf(address: string, model: string): string | null {
+    const worker = this.pool.list().find((w) => w.address === address);
+    return worker?.model(model)?.systemFingerprint || null;
+  }
+
+  private identity(
+    id: string,
+    model: string,
+    options: { includeUsage: boolean; includeObfuscation: boolean },
+  ): ResponseIdentity {
+    return {
+      id,
+      created: Math.floor(Date.now() / 1000),
+      model,
+      systemFingerprint: null,
+      includeUsage: options.includeUsage,
+      obfuscate: options.includeObfuscation,
+    };
   }
 }

@@ -10,6 +10,7 @@ import {
   toOpenAiUsage,
   type ResponseIdentity,
 } from './responses.js';
+import { ChoiceLogprobs } from './logprobs.js';
 import { WholeCharacterDeltas } from './sse.js';
 
 /** `/v1/chat/completions`: `chat.completion` bodies and `chat.completion.chunk` events, n choices. */
@@ -23,14 +24,16 @@ export class ChatEncoder implements SurfaceEncoder<ChatResponse> {
     n: number,
     private readonly streaming: boolean,
     private readonly includeUsage: boolean,
+    logprobs = false,
   ) {
-    this.choices = Array.from({ length: n }, (_, index) => new ChatChoice(index === 0));
+    this.choices = Array.from({ length: n }, (_, index) => new ChatChoice(index === 0, logprobs));
   }
 
   opening(): readonly StreamEvent[] {
     const opening = this.choices.map((_, index) => ({
       index,
       delta: { role: 'assistant', content: '' },
+      logprobs: null,
       finish_reason: null,
     }));
     return [{ data: chatChunk(this.identity, opening) }];
@@ -52,7 +55,7 @@ export class ChatEncoder implements SurfaceEncoder<ChatResponse> {
       object: 'chat.completion',
       created: this.identity.created,
       model: this.identity.model,
-      system_fingerprint: null,
+      system_fingerprint: this.identity.systemFingerprint || null,
       choices: this.choices.map((choice, index) => choice.toChoice(index)),
       usage: toOpenAiUsage(this.exchange.usage),
     };
@@ -65,7 +68,14 @@ export class ChatEncoder implements SurfaceEncoder<ChatResponse> {
 
 /** One chat choice: turns worker events into stream deltas and keeps the collected message. */
 class ChatChoice {
-  constructor(private readonly countsPrompt: boolean) {}
+  private readonly logprobs: ChoiceLogprobs;
+
+  constructor(
+    private readonly countsPrompt: boolean,
+    logprobs: boolean,
+  ) {
+    this.logprobs = new ChoiceLogprobs(logprobs);
+  }
 
   private content = '';
   private reasoning = '';
@@ -80,21 +90,33 @@ class ChatChoice {
         exchange.onToken();
         const piece = this.text.push(event.textDelta);
         this.content += piece;
-        return streaming && piece ? { index, delta: { content: piece }, finish_reason: null } : null;
+        if (!streaming || !piece) return null;
+        return {
+          index,
+          delta: { content: piece },
+          logprobs: this.logprobs.enabled ? this.logprobs.chat(this.logprobs.take()) : null,
+          finish_reason: null,
+        };
+      }
+      case 'logprobs': {
+        this.logprobs.push(event.logprobs.tokens ?? []);
+        return null;
       }
       case 'reasoningDelta': {
         exchange.onToken();
         const piece = this.thoughts.push(event.reasoningDelta);
         this.reasoning += piece;
         return streaming && piece
-          ? { index, delta: { reasoning_content: piece }, finish_reason: null }
+          ? { index, delta: { reasoning_content: piece }, logprobs: null, finish_reason: null }
           : null;
       }
       case 'toolCall': {
         exchange.onToken();
         this.toolCalls.push(event.toolCall);
         const call = { index: this.toolCalls.length - 1, ...toOpenAiToolCall(event.toolCall) };
-        return streaming ? { index, delta: { tool_calls: [call] }, finish_reason: null } : null;
+        return streaming
+          ? { index, delta: { tool_calls: [call] }, logprobs: null, finish_reason: null }
+          : null;
       }
       case 'finish': {
         this.finish = event.finish;
@@ -102,7 +124,13 @@ class ChatChoice {
         exchange.onUsage();
         const rest = this.text.flush();
         this.content += rest;
-        return { index, delta: rest ? { content: rest } : {}, finish_reason: this.finishReason() };
+        const late = this.logprobs.take();
+        return {
+          index,
+          delta: rest ? { content: rest } : {},
+          logprobs: this.logprobs.enabled && (rest || late.length > 0) ? this.logprobs.chat(late) : null,
+          finish_reason: this.finishReason(),
+        };
       }
     }
   }
@@ -117,7 +145,7 @@ class ChatChoice {
         ...(this.reasoning ? { reasoning_content: this.reasoning } : {}),
         ...(this.toolCalls.length > 0 ? { tool_calls: this.toolCalls.map(toOpenAiToolCall) } : {}),
       },
-      logprobs: null,
+      logprobs: this.logprobs.chat(),
       finish_reason: this.finishReason(),
     };
   }

@@ -2,6 +2,7 @@ import { ApiError } from '../errors/api-error.js';
 import { parseChatRequest, type RequestLimits } from './chat-request.js';
 import { parseCompletionRequest } from './completion-request.js';
 import { parseEmbeddingRequest } from './embedding-request.js';
+import { toOpenAiVector } from './embedding-vectors.js';
 
 const limits: RequestLimits = {
   maxN: 4,
@@ -74,6 +75,8 @@ describe('chat request mapping', () => {
       maxTokens: 10,
       jsonSchema: '{"type":"object"}',
     });
+    expect(parsed.seeds).toEqual([4294967295]);
+    expect(parsed.endUser).toBe('u1');
     expect(parsed.request.tools).toEqual([
       { name: 'f', description: '', parametersJsonSchema: '{"type":"object"}' },
     ]);
@@ -81,13 +84,100 @@ describe('chat request mapping', () => {
     expect(parsed.request.toolChoiceFunction).toBe('f');
   });
 
-  it('caps max_tokens at the model limit when the client gives none', () => {
-    expect(parseChatRequest({ ...base, model: 'small' }, limits).request.sampling?.maxTokens).toBe(64);
+  it('without max_tokens runs to the end of the context, within the model limit', () => {
+    const sampling = parseChatRequest({ ...base, model: 'small' }, limits).request.sampling;
+    expect(sampling?.maxTokens).toBe(0);
+    expect(sampling?.maxTokensLimit).toBe(64);
+  });
+
+  it('accepts the output-only fields SDKs send back with their own messages, and ignores them', () => {
+    const parsed = parseChatRequest(
+      {
+        ...base,
+        messages: [
+          { role: 'user', content: 'hi' },
+          {
+            role: 'assistant',
+            content: null,
+            refusal: null,
+            annotations: [],
+            audio: null,
+            function_call: null,
+            parsed: { x: 1 },
+            tool_calls: [
+              {
+                id: 'c1',
+                index: 0,
+                type: 'function',
+                function: { name: 'f', arguments: '{"x":1}', parsed_arguments: { x: 1 } },
+              },
+            ],
+          },
+          { role: 'tool', content: '42', tool_call_id: 'c1', name: 'f' },
+        ],
+      },
+      limits,
+    );
+    expect(parsed.request.messages[1].toolCalls).toEqual([{ id: 'c1', name: 'f', argumentsJson: '{"x":1}' }]);
+    expect(parsed.request.messages[2].name).toBe('f');
+  });
+
+  it('maps logprobs, logit_bias, parallel_tool_calls and the hints', () => {
+    const parsed = parseChatRequest(
+      {
+        ...base,
+        logprobs: true,
+        top_logprobs: 3,
+        logit_bias: { 17: -100, 5: 2.5 },
+        parallel_tool_calls: false,
+        store: true,
+        metadata: { app: 'x' },
+        user: 'u',
+        safety_identifier: 'hashed-user',
+        prompt_cache_key: 'conversation-1',
+        reasoning_effort: 'none',
+        stream: true,
+        stream_options: { include_usage: true, include_obfuscation: true },
+      },
+      limits,
+    );
+    expect(parsed.request.sampling?.logprobs).toBe(true);
+    expect(parsed.request.sampling?.topLogprobs).toBe(3);
+    expect(parsed.request.sampling?.logitBias).toEqual([
+      { token: 5, bias: 2.5 },
+      { token: 17, bias: -100 },
+    ]);
+    expect(parsed.request.maxToolCalls).toBe(1);
+    expect(parsed.request.reasoningEffort).toBe('REASONING_EFFORT_NONE');
+    expect(parsed).toMatchObject({
+      endUser: 'hashed-user',
+      cacheKey: 'conversation-1',
+      includeObfuscation: true,
+      logprobs: true,
+    });
+  });
+
+  it('gives every choice its own seed: random without a seed, derived and reproducible with one', () => {
+    const unseeded = parseChatRequest({ ...base, n: 4 }, limits).seeds;
+    expect(new Set(unseeded).size).toBe(4);
+    expect(new Set([...unseeded, ...parseChatRequest({ ...base, n: 4 }, limits).seeds]).size).toBe(8);
+    const seeded = parseChatRequest({ ...base, n: 4, seed: 7 }, limits).seeds;
+    expect(seeded[0]).toBe(7);
+    expect(new Set(seeded).size).toBe(4);
+    expect(parseChatRequest({ ...base, n: 4, seed: 7 }, limits).seeds).toEqual(seeded);
   });
 
   it.each([
-    [{ ...base, logprobs: true }, 'logprobs', 'unsupported_parameter'],
-    [{ ...base, logit_bias: { 1: 2 } }, 'logit_bias', 'unsupported_parameter'],
+    [{ ...base, top_logprobs: 2 }, 'top_logprobs', 'invalid_request'],
+    [{ ...base, logit_bias: { a: 2 } }, 'logit_bias.a', 'invalid_value'],
+    [{ ...base, logit_bias: { 1: 101 } }, 'logit_bias.1', 'invalid_value'],
+    [{ ...base, user: 'a\nb' }, 'user', 'invalid_value'],
+    [{ ...base, prediction: { type: 'content', content: 'x' } }, 'prediction', 'unsupported_parameter'],
+    [
+      { ...base, messages: [{ role: 'assistant', content: 'x', audio: { id: 'a1' } }] },
+      'messages[0].audio',
+      'invalid_value',
+    ],
     [{ ...base, frobnicate: 1 }, 'frobnicate', 'unsupported_parameter'],
     [
       { ...base, messages: [{ role: 'user', content: 'x', extra: 1 }] },
@@ -126,27 +216,48 @@ describe('completion and embedding request mapping', () => {
     expect(parsed.n).toBe(2);
   });
 
-  it('refuses token prompts, echo and too many choices', () => {
+  it('maps logprobs and echo, gives each choice its seed', () => {
+    const parsed = parseCompletionRequest(
+      { model: 'm', prompt: ['a', 'b'], n: 2, logprobs: 2, echo: true },
+      limits,
+    );
+    expect(parsed.requests[0]).toMatchObject({ echo: true, sampling: { logprobs: true, topLogprobs: 2 } });
+    expect(new Set(parsed.seeds).size).toBe(4);
+  });
+
+  it('refuses token prompts and too many choices', () => {
     expect(refusal(() => parseCompletionRequest({ model: 'm', prompt: [[1, 2]] }, limits)).param).toBe(
       'prompt[0]',
-    );
-    expect(refusal(() => parseCompletionRequest({ model: 'm', prompt: 'a', echo: true }, limits)).param).toBe(
-      'echo',
     );
     expect(
       refusal(() => parseCompletionRequest({ model: 'm', prompt: ['a', 'b', 'c'], n: 2 }, limits)).param,
     ).toBe('n');
   });
 
-  it('accepts base64 embeddings and refuses dimensions', () => {
+  it('accepts base64, dimensions and token-array inputs', () => {
     expect(parseEmbeddingRequest({ model: 'm', input: 'x', encoding_format: 'base64' }, 8).encoding).toBe(
       'base64',
     );
-    expect(refusal(() => parseEmbeddingRequest({ model: 'm', input: 'x', dimensions: 8 }, 8)).param).toBe(
-      'dimensions',
-    );
+    expect(parseEmbeddingRequest({ model: 'm', input: 'x', dimensions: 8 }, 8).dimensions).toBe(8);
+    expect(parseEmbeddingRequest({ model: 'm', input: [15, 16, 17] }, 8).request.tokenInputs).toEqual([
+      { ids: [15, 16, 17] },
+    ]);
+    expect(parseEmbeddingRequest({ model: 'm', input: [[1], [2, 3]] }, 8).request.tokenInputs).toEqual([
+      { ids: [1] },
+      { ids: [2, 3] },
+    ]);
+    expect(refusal(() => parseEmbeddingRequest({ model: 'm', input: ['a', 1] }, 8)).param).toBe('input');
     expect(refusal(() => parseEmbeddingRequest({ model: 'm', input: ['a', 'b', 'c'] }, 2)).param).toBe(
       'input',
     );
+  });
+});
+
+describe('embedding vectors', () => {
+  it('are unit length, truncated and renormalised for dimensions, refused above the model size', () => {
+    const norm = (v: number[]) => Math.sqrt(v.reduce((sum, x) => sum + x * x, 0));
+    expect(norm(toOpenAiVector([3, 4, 12], null))).toBeCloseTo(1, 6);
+    expect(toOpenAiVector([3, 4, 12], 2)).toEqual([0.6, 0.8]);
+    expect(refusal(() => toOpenAiVector([1, 2], 3)).param).toBe('dimensions');
   });
 });

@@ -8,17 +8,34 @@ import type {
   ToolDefinition,
 } from '@airlock/contracts';
 import { ApiError } from '../errors/api-error.js';
-import { samplingShape, stopSchema, toSamplingParams, type TokenLimits } from './sampling.js';
+import {
+  logitBiasSchema,
+  samplingShape,
+  stopSchema,
+  toSamplingParams,
+  type TokenLimits,
+} from './sampling.js';
 import { schemaLimitProblem } from './schema-limits.js';
-import { isNull, isNullOr, isNullOrEmptyObject, parseBody, type NeutralValues } from './validation.js';
+import { choiceSeeds } from './seeds.js';
+import { isNull, isNullOr, parseBody, type NeutralValues } from './validation.js';
 
 const contentPart = z.looseObject({ type: z.string(), text: z.string().optional() });
 const content = z.union([z.string(), z.array(contentPart)]);
 
+/**
+ * Fields the SDKs put on the messages they return, and send back when an application appends them to its
+ * history (the Python SDK's `parse()` and `get_final_completion()`, `model_dump()`): output-only, so they
+ * are accepted and ignored, as OpenAI does.
+ */
 const toolCall = z.strictObject({
   id: z.string().min(1),
   type: z.literal('function'),
-  function: z.strictObject({ name: z.string().min(1), arguments: z.string() }),
+  function: z.strictObject({
+    name: z.string().min(1),
+    arguments: z.string(),
+    parsed_arguments: z.unknown().optional(),
+  }),
+  index: z.number().int().min(0).optional(),
 });
 
 const message = z.discriminatedUnion('role', [
@@ -30,11 +47,23 @@ const message = z.discriminatedUnion('role', [
     content: content.nullish(),
     name: z.string().optional(),
     tool_calls: z.array(toolCall).nullish(),
-    refusal: z.null().optional(),
+    // Output-only, sent back with replayed answers.
+    refusal: z.string().nullish(),
+    annotations: z.array(z.unknown()).nullish(),
+    parsed: z.unknown().optional(),
+    // An earlier audio answer is referenced by id; Airlock has none, so only null is accepted.
+    audio: z.null().optional(),
+    function_call: z.null().optional(),
     // Sent back by clients that replay gpt-oss answers; templates drop earlier reasoning anyway.
     reasoning_content: z.string().nullish(),
   }),
-  z.strictObject({ role: z.literal('tool'), content, tool_call_id: z.string().min(1) }),
+  // LangChain sends the function's name on tool messages.
+  z.strictObject({
+    role: z.literal('tool'),
+    content,
+    tool_call_id: z.string().min(1),
+    name: z.string().optional(),
+  }),
 ]);
 
 /** A JSON schema the worker turns into a grammar: within SCHEMA_LIMITS, or a 400 naming the limit. */
@@ -72,20 +101,46 @@ const responseFormat = z.discriminatedUnion('type', [
   }),
 ]);
 
+/** OpenAI's limits on `metadata`: 16 pairs, keys of 64 characters, values of 512. */
+export const metadataSchema = z
+  .record(z.string().max(64), z.string().max(512))
+  .refine((value) => Object.keys(value).length <= 16, 'at most 16 key-value pairs')
+  .nullish();
+
+/** user / safety_identifier: kept in the audit record, so bounded and free of control characters. */
+export const endUserSchema = z
+  .string()
+  .max(256)
+  .regex(/^[^\u0000-\u001f\u007f]*$/, 'no control characters')
+  .nullish();
+
+export const streamOptionsSchema = z
+  .strictObject({ include_usage: z.boolean().optional(), include_obfuscation: z.boolean().optional() })
+  .nullish();
+
 const chatBody = z.strictObject({
   model: z.string().min(1),
   messages: z.array(message).min(1),
   stream: z.boolean().nullish(),
-  stream_options: z.strictObject({ include_usage: z.boolean().optional() }).nullish(),
+  stream_options: streamOptionsSchema,
   max_tokens: z.number().int().min(1).nullish(),
   max_completion_tokens: z.number().int().min(1).nullish(),
   n: z.number().int().min(1).nullish(),
   stop: stopSchema,
   tools: z.array(tool).max(64).nullish(),
   tool_choice: toolChoice.nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
   response_format: responseFormat.nullish(),
-  reasoning_effort: z.enum(['minimal', 'low', 'medium', 'high']).nullish(),
-  user: z.string().nullish(),
+  reasoning_effort: z.enum(['none', 'minimal', 'low', 'medium', 'high']).nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
+  logit_bias: logitBiasSchema,
+  // Chat completions are not kept for retrieval here; the audit log keeps what the tenant's policy says.
+  store: z.boolean().nullish(),
+  metadata: metadataSchema,
+  user: endUserSchema,
+  safety_identifier: endUserSchema,
+  prompt_cache_key: z.string().max(256).nullish(),
   ...samplingShape,
 });
 
@@ -93,12 +148,6 @@ export type ChatBody = z.output<typeof chatBody>;
 
 /** Chat parameters Airlock does not implement, and the values of them that ask for nothing. */
 const CHAT_NEUTRAL: NeutralValues = {
-  logprobs: isNullOr(false),
-  top_logprobs: isNullOr(0),
-  logit_bias: isNullOrEmptyObject,
-  parallel_tool_calls: isNullOr(true),
-  store: isNullOr(false),
-  metadata: isNullOrEmptyObject,
   service_tier: isNullOr('auto', 'default'),
   modalities: (value) =>
     value === null || (Array.isArray(value) && value.length === 1 && value[0] === 'text'),
@@ -125,6 +174,7 @@ const TOOL_CHOICE_TO_CONTRACT: Record<'none' | 'auto' | 'required', ToolChoiceMo
 };
 
 const REASONING_TO_CONTRACT: Record<NonNullable<ChatBody['reasoning_effort']>, ReasoningEffort> = {
+  none: 'REASONING_EFFORT_NONE',
   minimal: 'REASONING_EFFORT_LOW',
   low: 'REASONING_EFFORT_LOW',
   medium: 'REASONING_EFFORT_MEDIUM',
@@ -135,9 +185,18 @@ export interface ParsedChat {
   model: string;
   stream: boolean;
   includeUsage: boolean;
+  /** stream_options.include_obfuscation: pad each chunk with random characters (size side channels). */
+  includeObfuscation: boolean;
   n: number;
-  /** The worker request, without request id. */
+  /** The worker request, without request id; choice i samples with `seeds[i]`. */
   request: ChatRequest;
+  seeds: number[];
+  /** Whether choices carry logprobs (so `logprobs: null` is replaced by an object). */
+  logprobs: boolean;
+  /** The end user the application names (`safety_identifier`, else `user`), for the audit record. */
+  endUser: string;
+  /** `prompt_cache_key`: requests sharing it are routed to the same worker where possible. */
+  cacheKey: string;
 }
 
 export interface RequestLimits {
@@ -163,6 +222,13 @@ export function parseChatRequest(raw: unknown, limits: RequestLimits): ParsedCha
     maxTokensParam,
     limits.tokenLimits(body.model),
   );
+  if (body.top_logprobs && body.logprobs !== true) {
+    throw ApiError.badRequest("'top_logprobs' needs 'logprobs' to be true.", 'top_logprobs');
+  }
+  if (body.logprobs) {
+    sampling.logprobs = true;
+    sampling.topLogprobs = body.top_logprobs ?? 0;
+  }
   const format = body.response_format;
   if (format?.type === 'json_object') sampling.jsonObject = true;
   if (format?.type === 'json_schema') sampling.jsonSchema = JSON.stringify(format.json_schema.schema ?? {});
@@ -174,8 +240,20 @@ export function parseChatRequest(raw: unknown, limits: RequestLimits): ParsedCha
     tools: (body.tools ?? []).map(toContractTool),
     ...toolChoiceFields(body),
     reasoningEffort: body.reasoning_effort ? REASONING_TO_CONTRACT[body.reasoning_effort] : undefined,
+    maxToolCalls: body.parallel_tool_calls === false ? 1 : 0,
   };
-  return { model: body.model, stream, includeUsage: body.stream_options?.include_usage === true, n, request };
+  return {
+    model: body.model,
+    stream,
+    includeUsage: body.stream_options?.include_usage === true,
+    includeObfuscation: body.stream_options?.include_obfuscation === true,
+    n,
+    request,
+    seeds: choiceSeeds(sampling.seed, n),
+    logprobs: body.logprobs === true,
+    endUser: body.safety_identifier ?? body.user ?? '',
+    cacheKey: body.prompt_cache_key ?? '',
+  };
 }
 
 function toContractMessage(m: ChatBody['messages'][number], index: number): ChatMessage {

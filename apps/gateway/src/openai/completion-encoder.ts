@@ -9,6 +9,7 @@ import {
   toOpenAiUsage,
   type ResponseIdentity,
 } from './responses.js';
+import { ChoiceLogprobs } from './logprobs.js';
 import { WholeCharacterDeltas } from './sse.js';
 
 /** `/v1/completions`: `text_completion` objects, prompts × n choices. */
@@ -23,8 +24,9 @@ export class CompletionEncoder implements SurfaceEncoder<CompleteResponse> {
     choices: number,
     n: number,
     private readonly includeUsage: boolean,
+    logprobs = false,
   ) {
-    this.choices = Array.from({ length: choices }, (_, index) => new TextChoice(index % n === 0));
+    this.choices = Array.from({ length: choices }, (_, index) => new TextChoice(index % n === 0, logprobs));
   }
 
   opening(): readonly StreamEvent[] {
@@ -58,29 +60,60 @@ export class CompletionEncoder implements SurfaceEncoder<CompleteResponse> {
 
 /** One legacy-completion choice. */
 class TextChoice {
-  constructor(private readonly countsPrompt: boolean) {}
+  private readonly logprobs: ChoiceLogprobs;
+
+  constructor(
+    private readonly countsPrompt: boolean,
+    logprobs: boolean,
+  ) {
+    this.logprobs = new ChoiceLogprobs(logprobs);
+  }
 
   private text = '';
+  /** Text offset of the first logprob not yet sent in a chunk. */
+  private sentOffset = 0;
   private finish: Finish | null = null;
   private readonly deltas = new WholeCharacterDeltas();
 
   apply(event: CompleteResponse, exchange: Exchange, index: number): object | null {
+    if (event.event === 'logprobs') {
+      this.logprobs.push(event.logprobs.tokens ?? []);
+      return null;
+    }
     if (event.event === 'textDelta') {
       exchange.onToken();
       const piece = this.deltas.push(event.textDelta);
       this.text += piece;
-      return piece ? { index, text: piece, logprobs: null, finish_reason: null } : null;
+      return piece ? { index, text: piece, logprobs: this.chunkLogprobs(), finish_reason: null } : null;
     }
     this.finish = event.finish;
     addUsage(exchange.usage, event.finish.usage, this.countsPrompt);
     exchange.onUsage();
     const rest = this.deltas.flush();
     this.text += rest;
-    return { index, text: rest, logprobs: null, finish_reason: FINISH_REASON[event.finish.finishReason] };
+    return {
+      index,
+      text: rest,
+      logprobs: this.chunkLogprobs(),
+      finish_reason: FINISH_REASON[event.finish.finishReason],
+    };
   }
 
   toChoice(index: number) {
     if (!this.finish) throw ApiError.internal('The worker ended the generation without a result.');
-    return { index, text: this.text, logprobs: null, finish_reason: FINISH_REASON[this.finish.finishReason] };
+    return {
+      index,
+      text: this.text,
+      logprobs: this.logprobs.completion(),
+      finish_reason: FINISH_REASON[this.finish.finishReason],
+    };
+  }
+
+  private chunkLogprobs() {
+    if (!this.logprobs.enabled) return null;
+    const tokens = this.logprobs.take();
+    const shaped = this.logprobs.completion(tokens, this.sentOffset);
+    for (const token of tokens) this.sentOffset += token.token.length;
+    return shaped;
   }
 }

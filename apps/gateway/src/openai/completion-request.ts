@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import type { CompleteRequest } from '@airlock/contracts';
 import { ApiError } from '../errors/api-error.js';
-import type { RequestLimits } from './chat-request.js';
-import { samplingShape, stopSchema, toSamplingParams } from './sampling.js';
-import { isNull, isNullOr, isNullOrEmptyObject, parseBody, type NeutralValues } from './validation.js';
+import { endUserSchema, streamOptionsSchema, type RequestLimits } from './chat-request.js';
+import { logitBiasSchema, samplingShape, stopSchema, toSamplingParams } from './sampling.js';
+import { choiceSeeds } from './seeds.js';
+import { isNull, isNullOr, parseBody, type NeutralValues } from './validation.js';
 
 /** OpenAI's default for the legacy completions endpoint. */
 const DEFAULT_COMPLETION_MAX_TOKENS = 16;
@@ -13,29 +14,36 @@ const completionBody = z.strictObject({
   // Token-array prompts are a different feature (pre-tokenised input); refused by name below.
   prompt: z.union([z.string(), z.array(z.unknown()).min(1)]),
   stream: z.boolean().nullish(),
-  stream_options: z.strictObject({ include_usage: z.boolean().optional() }).nullish(),
+  stream_options: streamOptionsSchema,
   max_tokens: z.number().int().min(1).nullish(),
   n: z.number().int().min(1).nullish(),
   stop: stopSchema,
-  user: z.string().nullish(),
+  // OpenAI's legacy field: how many alternatives per position (0..5); 0 asks for the chosen token's only.
+  logprobs: z.number().int().min(0).max(5).nullish(),
+  echo: z.boolean().nullish(),
+  logit_bias: logitBiasSchema,
+  user: endUserSchema,
   ...samplingShape,
 });
 
+/** Parameters Airlock does not implement, and the values of them that ask for nothing. */
 const COMPLETION_NEUTRAL: NeutralValues = {
-  logprobs: isNullOr(0),
-  echo: isNullOr(false),
   best_of: isNullOr(1),
   suffix: isNull,
-  logit_bias: isNullOrEmptyObject,
 };
 
 export interface ParsedCompletion {
   model: string;
   stream: boolean;
   includeUsage: boolean;
+  includeObfuscation: boolean;
   n: number;
   /** One worker request per prompt; OpenAI returns prompts × n choices. */
   requests: CompleteRequest[];
+  /** Choice i (prompt ⌊i/n⌋) samples with `seeds[i]`. */
+  seeds: number[];
+  logprobs: boolean;
+  endUser: string;
 }
 
 export function parseCompletionRequest(raw: unknown, limits: RequestLimits): ParsedCompletion {
@@ -62,17 +70,27 @@ export function parseCompletionRequest(raw: unknown, limits: RequestLimits): Par
       'invalid_value',
     );
   }
+  const echo = body.echo === true;
   const sampling = toSamplingParams(
     body,
     body.max_tokens ?? Math.min(DEFAULT_COMPLETION_MAX_TOKENS, limits.tokenLimits(body.model).maxTokens),
     'max_tokens',
     limits.tokenLimits(body.model),
   );
+  const logprobs = body.logprobs !== null && body.logprobs !== undefined;
+  if (logprobs) {
+    sampling.logprobs = true;
+    sampling.topLogprobs = body.logprobs ?? 0;
+  }
   return {
     model: body.model,
     stream,
     includeUsage: body.stream_options?.include_usage === true,
+    includeObfuscation: body.stream_options?.include_obfuscation === true,
     n,
-    requests: (prompts as string[]).map((prompt) => ({ model: body.model, prompt, sampling })),
+    requests: (prompts as string[]).map((prompt) => ({ model: body.model, prompt, sampling, echo })),
+    seeds: choiceSeeds(sampling.seed, n * prompts.length),
+    logprobs,
+    endUser: body.user ?? '',
   };
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { FinishReason, ToolCall, Usage } from '@airlock/contracts';
 
 /** Worker finish reasons → OpenAI's. A cancelled generation has no client left to read it. */
@@ -51,28 +52,43 @@ export interface ResponseIdentity {
   id: string;
   created: number;
   model: string;
+  /** The serving worker's model build ("fp_…"); null until a worker is chosen or when it has none. */
+  systemFingerprint?: string | null;
+  /** stream_options.include_usage: every chunk but the last carries `"usage": null`, as OpenAI's do. */
+  includeUsage?: boolean;
+  /** stream_options.include_obfuscation: each chunk carries random padding (hides token sizes). */
+  obfuscate?: boolean;
+}
+
+/** Random characters of random length, so that the size of an encrypted chunk says nothing of its token. */
+function obfuscation(): string {
+  const bytes = randomBytes(24);
+  return bytes.toString('base64url').slice(0, 1 + (bytes[0] % 32));
+}
+
+function chunkOf(
+  object: string,
+  identity: ResponseIdentity,
+  choices: unknown[],
+  usage: OpenAiUsage | null | undefined,
+) {
+  const usageField = usage !== undefined ? { usage } : identity.includeUsage ? { usage: null } : {};
+  return {
+    id: identity.id,
+    object,
+    created: identity.created,
+    model: identity.model,
+    system_fingerprint: identity.systemFingerprint || null,
+    choices,
+    ...usageField,
+    ...(identity.obfuscate ? { obfuscation: obfuscation() } : {}),
+  };
 }
 
 export function chatChunk(identity: ResponseIdentity, choices: unknown[], usage?: OpenAiUsage | null) {
-  return {
-    id: identity.id,
-    object: 'chat.completion.chunk',
-    created: identity.created,
-    model: identity.model,
-    system_fingerprint: null,
-    choices,
-    ...(usage === undefined ? {} : { usage }),
-  };
+  return chunkOf('chat.completion.chunk', identity, choices, usage);
 }
 
 export function completionChunk(identity: ResponseIdentity, choices: unknown[], usage?: OpenAiUsage | null) {
-  return {
-    id: identity.id,
-    object: 'text_completion',
-    created: identity.created,
-    model: identity.model,
-    system_fingerprint: null,
-    choices,
-    ...(usage === undefined ? {} : { usage }),
-  };
+  return chunkOf('text_completion', identity, choices, usage);
 }

@@ -2,7 +2,17 @@ import { z } from 'zod';
 import type { SamplingParams } from '@airlock/contracts';
 import { ApiError } from '../errors/api-error.js';
 
-type NumericSamplingKey = Exclude<keyof SamplingParams, 'stop' | 'jsonSchema' | 'jsonObject' | 'maxTokens'>;
+type NumericSamplingKey = Exclude<
+  keyof SamplingParams,
+  | 'stop'
+  | 'jsonSchema'
+  | 'jsonObject'
+  | 'maxTokens'
+  | 'maxTokensLimit'
+  | 'logitBias'
+  | 'logprobs'
+  | 'topLogprobs'
+>;
 
 /** One OpenAI sampling parameter and the contract field it becomes. */
 interface SamplingField {
@@ -40,6 +50,20 @@ export const samplingShape = Object.fromEntries(
 
 export const stopSchema = z.union([z.string(), z.array(z.string()).max(4)]).nullish();
 
+/** OpenAI's logit_bias: token ids (as JSON object keys) → -100..100. */
+export const logitBiasSchema = z
+  .record(z.string().regex(/^\d{1,9}$/, 'keys are token ids'), z.number().min(-100).max(100))
+  .refine((bias) => Object.keys(bias).length <= 1024, 'at most 1024 tokens')
+  .nullish();
+
+export function toLogitBias(bias: Record<string, number> | null | undefined): SamplingParams['logitBias'] {
+  if (!bias) return undefined;
+  const entries = Object.entries(bias);
+  return entries.length === 0
+    ? undefined
+    : entries.map(([token, value]) => ({ token: Number(token), bias: value }));
+}
+
 export interface TokenLimits {
   /** The cap for this model (per-model setting, else the global one). */
   maxTokens: number;
@@ -68,8 +92,12 @@ export function toSamplingParams(
     }
     sampling.maxTokens = maxTokens;
   } else {
-    sampling.maxTokens = limits.maxTokens;
+    // OpenAI's field is optional: the answer runs to a stop or the end of the context, within the cap.
+    sampling.maxTokens = 0;
+    sampling.maxTokensLimit = limits.maxTokens;
   }
+  const bias = toLogitBias(body.logit_bias as Record<string, number> | null | undefined);
+  if (bias) sampling.logitBias = bias;
   const stop = body.stop;
   if (typeof stop === 'string') sampling.stop = [stop];
   else if (Array.isArray(stop)) sampling.stop = stop as string[];

@@ -12,6 +12,8 @@ export interface GenerationOptions {
   idleTimeoutMs: number;
   /** Told which worker serves the request (audit and logs). */
   onWorker?: (address: string) => void;
+  /** Routing hint (prompt_cache_key, scoped to the tenant): prefer the worker that served it last. */
+  cacheKey?: string;
 }
 
 /**
@@ -29,9 +31,11 @@ export async function* generate<E>(
   let lastError: unknown = null;
   for (let attempt = 1; ; attempt++) {
     // On a retry with no other worker left, the client hears why the last worker refused.
-    const lease = await pool.acquire(options.model, tried, options.signal).catch((error: unknown) => {
-      throw lastError === null ? error : workerErrorToApiError(lastError);
-    });
+    const lease = await pool
+      .acquire(options.model, tried, options.signal, options.cacheKey)
+      .catch((error: unknown) => {
+        throw lastError === null ? error : workerErrorToApiError(lastError);
+      });
     tried.add(lease.worker.address);
     options.onWorker?.(lease.worker.address);
     const call = start(lease.worker.client, deadline);

@@ -14,6 +14,9 @@ export interface WorkerEndpoint {
 /** Requests sent to a worker beyond its slots, per slot: keeps its queue primed so no slot idles a round trip. */
 const PIPELINE_PER_SLOT = 1;
 
+/** Cache keys remembered for routing; the oldest is forgotten first. */
+const MAX_CACHE_KEYS = 10_000;
+
 /** One worker as the gateway sees it. */
 export class WorkerHandle {
   readonly client: WorkerClient;
@@ -94,6 +97,8 @@ export interface PoolMetricsView {
 export class WorkerPool {
   private readonly workers = new Map<string, WorkerHandle>();
   private readonly queues = new Map<string, WaitQueue<WorkerLease>>();
+  /** prompt_cache_key (scoped by the caller) → the worker that last served it: its KV cache holds the prefix. */
+  private readonly cacheAffinity = new Map<string, string>();
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -163,9 +168,14 @@ export class WorkerPool {
    * A slot on the least-loaded worker for `model`, skipping `exclude` (workers already tried).
    * Waits in the model's queue when all are busy; throws ApiError 404/429/503.
    */
-  async acquire(model: string, exclude: ReadonlySet<string>, signal?: AbortSignal): Promise<WorkerLease> {
-    const lease = this.tryLease(model, exclude);
-    if (lease) return lease;
+  async acquire(
+    model: string,
+    exclude: ReadonlySet<string>,
+    signal?: AbortSignal,
+    cacheKey = '',
+  ): Promise<WorkerLease> {
+    const lease = this.tryLease(model, exclude, cacheKey);
+    if (lease) return this.remember(cacheKey, lease);
     const candidates = this.list().filter((w) => !exclude.has(w.address));
     const servers = candidates.filter((w) => w.serves(model));
     const anyPending = candidates.some((w) => !w.probed);
@@ -181,7 +191,10 @@ export class WorkerPool {
     const queue = this.queueOf(model);
     try {
       // Excluded workers stay excluded for this waiter: it is served by dispatch only from the others.
-      return await (exclude.size === 0 ? queue.wait(signal) : this.waitExcluding(model, exclude, signal));
+      return this.remember(
+        cacheKey,
+        await (exclude.size === 0 ? queue.wait(signal) : this.waitExcluding(model, exclude, signal)),
+      );
     } catch (error) {
       if (!(error instanceof WaitRejectedError)) throw error;
       if (error.reason === 'aborted') throw error;
@@ -239,10 +252,29 @@ export class WorkerPool {
     throw new WaitRejectedError('timeout');
   }
 
-  private tryLease(model: string, exclude?: ReadonlySet<string>): WorkerLease | undefined {
+  private remember(cacheKey: string, lease: WorkerLease): WorkerLease {
+    if (!cacheKey) return lease;
+    this.cacheAffinity.delete(cacheKey);
+    this.cacheAffinity.set(cacheKey, lease.worker.address);
+    if (this.cacheAffinity.size > MAX_CACHE_KEYS) {
+      this.cacheAffinity.delete(this.cacheAffinity.keys().next().value!);
+    }
+    return lease;
+  }
+
+  /**
+   * The worker that last served `cacheKey` when it has room (a prompt cache hit beats a lower load), else
+   * the least-loaded worker with room.
+   */
+  private tryLease(model: string, exclude?: ReadonlySet<string>, cacheKey = ''): WorkerLease | undefined {
     let best: WorkerHandle | undefined;
     let bestLoad = Infinity;
-    for (const worker of this.workers.values()) {
+    const preferred = cacheKey ? this.workers.get(this.cacheAffinity.get(cacheKey) ?? '') : undefined;
+    if (preferred && !exclude?.has(preferred.address) && preferred.capacity(model)?.free) {
+      best = preferred;
+      bestLoad = -1;
+    }
+    for (const worker of bestLoad < 0 ? [] : this.workers.values()) {
       if (exclude?.has(worker.address)) continue;
       const capacity = worker.capacity(model);
       if (capacity?.free && capacity.load < bestLoad) {

@@ -1,4 +1,5 @@
 import { access } from 'node:fs/promises';
+import type { Llama } from 'node-llama-cpp';
 import type { GetStatusResponse } from '@airlock/contracts';
 import type { Logger } from '@airlock/telemetry';
 import type { ModelSpec } from '../catalog/model-catalog.js';
@@ -117,6 +118,23 @@ export class ModelFleet {
     await this.runtime.dispose();
   }
 
+  /**
+   * The fingerprint needs the file's SHA-256: the catalog's when given (already checked), else hashed in
+   * the background (cached by the digest cache) so that serving does not wait for a large file.
+   */
+  private identify(runner: ModelRunner, llama: Llama): void {
+    const { spec } = runner;
+    if (spec.sha256) {
+      runner.identify(spec.sha256, llama);
+      return;
+    }
+    this.digests.sha256(spec.path).then(
+      (digest) => runner.identify(digest, llama),
+      (error: unknown) =>
+        this.logger.warn({ model: spec.id, err: (error as Error).message }, 'cannot hash model file'),
+    );
+  }
+
   private async loadOne(runner: ModelRunner): Promise<void> {
     const { spec } = runner;
     try {
@@ -138,7 +156,9 @@ export class ModelFleet {
       }
     }
     try {
-      await runner.load(await this.runtime.get(spec.gpu));
+      const llama = await this.runtime.get(spec.gpu);
+      await runner.load(llama);
+      if (runner.ready) this.identify(runner, llama);
     } catch (error) {
       runner.fail(`cannot start the ${spec.gpu} backend: ${(error as Error).message}`);
       this.logger.error(

@@ -4,6 +4,7 @@ import {
   JinjaTemplateChatWrapper,
   LlamaChat,
   LlamaCompletion,
+  TokenBias,
   type ChatWrapper,
   type Llama,
   type LlamaContext,
@@ -11,6 +12,7 @@ import {
   type LlamaEmbeddingContext,
   type LlamaGrammar,
   type LlamaModel,
+  type Token,
 } from 'node-llama-cpp';
 import type {
   ChatRequest,
@@ -26,6 +28,8 @@ import type {
 import type { Logger } from '@airlock/telemetry';
 import type { ModelSpec } from '../catalog/model-catalog.js';
 import { toChatFunctions, toChatHistory } from './chat-history.js';
+import { systemFingerprint } from './fingerprint.js';
+import { generateWithLogprobs } from './logprob-generation.js';
 import { toLlamaSampling } from './sampling.js';
 import { SlotScheduler, type SlotLease } from './slot-scheduler.js';
 import { ThroughputWindow } from './throughput-window.js';
@@ -33,6 +37,7 @@ import type { WorkerMetrics } from './worker-metrics.js';
 import {
   contextExceeded,
   embeddingsNotServed,
+  featureNotSupported,
   invalidArgument,
   modelNotReady,
   queueFull,
@@ -87,6 +92,7 @@ export class ModelRunner {
   private embeddingLock: Promise<unknown> = Promise.resolve();
   private scheduler?: SlotScheduler<Slot>;
   private chatWrapper?: ChatWrapper;
+  private fingerprint = '';
   private readonly throughput = new ThroughputWindow();
   /** Slices tokenized by the long-text check, in total (tests count them: the work a request may cause). */
   tokenizeSlices = 0;
@@ -117,6 +123,11 @@ export class ModelRunner {
 
   get settled(): boolean {
     return this.state !== 'MODEL_STATE_LOADING';
+  }
+
+  /** Sets the system fingerprint from the model file's SHA-256 (known once it is hashed). */
+  identify(sha256: string, llama: Llama): void {
+    this.fingerprint = systemFingerprint(sha256, llama);
   }
 
   async load(llama: Llama): Promise<void> {
@@ -217,7 +228,33 @@ export class ModelRunner {
       // Fixed text: the template engine's message may quote the messages.
       throw invalidArgument('cannot apply the chat template to these messages');
     }
-    const maxTokens = this.generationBudget(promptTokens, request.sampling?.maxTokens);
+    const maxTokens = this.generationBudget(promptTokens, request.sampling);
+    const tokenBias = this.tokenBiasFor(request.sampling);
+
+    if (request.sampling?.logprobs) {
+      if (wrapper instanceof HarmonyChatWrapper || functions || forced || grammar) {
+        throw featureNotSupported(
+          'logprobs are supported for plain text answers only (not with tools, response_format or Harmony models)',
+        );
+      }
+      const state = wrapper.generateContextState({ chatHistory: history });
+      const tokens = state.contextText.tokenize(model.tokenizer);
+      return this.generate('chat', options, promptTokens, (sequence, onTokens) =>
+        generateWithLogprobs({
+          sequence,
+          model,
+          promptTokens: tokens,
+          sampling,
+          tokenBias,
+          maxTokens,
+          topLogprobs: request.sampling?.topLogprobs ?? 0,
+          signal: options.signal,
+          onTokens,
+          onText: (text) => options.onEvent({ event: 'textDelta', textDelta: text }),
+          onLogprobs: (logprobs) => options.onEvent({ event: 'logprobs', logprobs: { tokens: logprobs } }),
+        }),
+      );
+    }
 
     return this.generate('chat', options, promptTokens, async (sequence, onTokens) => {
       const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: wrapper });
@@ -226,9 +263,15 @@ export class ModelRunner {
         const result = await chat.generateResponse(history, {
           ...sampling,
           maxTokens,
+          tokenBias,
           signal: options.signal,
           stopOnAbortSignal: true,
-          ...(grammar ? { grammar } : { functions }),
+          ...(grammar
+            ? { grammar }
+            : {
+                functions,
+                ...(request.maxToolCalls ? { maxParallelFunctionCalls: request.maxToolCalls } : {}),
+              }),
           onResponseChunk: (chunk) => {
             onTokens(chunk.tokens.length);
             if (!chunk.text) return;
@@ -245,7 +288,8 @@ export class ModelRunner {
           });
           return { stopReason: 'functionCalls' };
         }
-        for (const call of result.functionCalls ?? []) {
+        const calls = result.functionCalls ?? [];
+        for (const call of request.maxToolCalls ? calls.slice(0, request.maxToolCalls) : calls) {
           options.onEvent({
             event: 'toolCall',
             toolCall: {
@@ -268,14 +312,44 @@ export class ModelRunner {
     const grammar = await this.grammarFor(request.sampling);
     await this.refuseCertainlyTooLong(request.prompt);
     const promptTokens = model.tokenize(request.prompt).length + (model.tokens.shouldPrependBosToken ? 1 : 0);
-    const maxTokens = this.generationBudget(promptTokens, request.sampling?.maxTokens);
+    const maxTokens = this.generationBudget(promptTokens, request.sampling);
+    const tokenBias = this.tokenBiasFor(request.sampling);
+    if (request.echo && request.sampling?.logprobs) {
+      throw featureNotSupported('echo with logprobs (log probabilities of the prompt) is not supported');
+    }
+    const echo = (): void => {
+      if (request.echo && request.prompt) options.onEvent({ event: 'textDelta', textDelta: request.prompt });
+    };
+
+    if (request.sampling?.logprobs) {
+      if (grammar) throw featureNotSupported('logprobs are not supported together with a JSON grammar');
+      const bos = model.tokens.shouldPrependBosToken && model.tokens.bos !== null ? [model.tokens.bos] : [];
+      const tokens = [...bos, ...model.tokenize(request.prompt)];
+      return this.generate('completion', options, promptTokens, (sequence, onTokens) =>
+        generateWithLogprobs({
+          sequence,
+          model,
+          promptTokens: tokens,
+          sampling,
+          tokenBias,
+          maxTokens,
+          topLogprobs: request.sampling?.topLogprobs ?? 0,
+          signal: options.signal,
+          onTokens,
+          onText: (text) => options.onEvent({ event: 'textDelta', textDelta: text }),
+          onLogprobs: (logprobs) => options.onEvent({ event: 'logprobs', logprobs: { tokens: logprobs } }),
+        }),
+      );
+    }
 
     return this.generate('completion', options, promptTokens, async (sequence, onTokens) => {
+      echo();
       const completion = new LlamaCompletion({ contextSequence: sequence });
       try {
         const result = await completion.generateCompletionWithMeta(request.prompt, {
           ...sampling,
           maxTokens,
+          tokenBias,
           grammar,
           signal: options.signal,
           stopOnAbortSignal: true,
@@ -292,14 +366,25 @@ export class ModelRunner {
     });
   }
 
-  async embed(inputs: string[]): Promise<EmbedResponse> {
+  async embed(inputs: string[], tokenInputs: number[][] = []): Promise<EmbedResponse> {
     const { model } = this.requireReady();
     const context = this.embeddingContext;
     if (!context) throw embeddingsNotServed(this.spec.id);
-    if (inputs.length === 0) throw invalidArgument('input must contain at least one text');
-    if (inputs.length > MAX_EMBEDDING_INPUTS)
+    const count = inputs.length + tokenInputs.length;
+    if (count === 0) throw invalidArgument('input must contain at least one text');
+    if (count > MAX_EMBEDDING_INPUTS)
       throw invalidArgument(`input takes at most ${MAX_EMBEDDING_INPUTS} texts`);
-    const tokenized = inputs.map((input) => model.tokenize(input));
+    const vocabulary = this.vocabularySize();
+    tokenInputs.forEach((ids, index) => {
+      const bad = ids.find((id) => id >= vocabulary);
+      // An id past the vocabulary would read out of bounds in llama.cpp: refused here.
+      if (bad !== undefined)
+        throw invalidArgument(`input[${index}] has token ${bad}, outside the vocabulary of ${vocabulary}`);
+    });
+    const tokenized = [
+      ...inputs.map((input) => model.tokenize(input)),
+      ...tokenInputs.map((ids) => ids as Token[]),
+    ];
     const limit = this.embeddingContextSize;
     tokenized.forEach((tokens, index) => {
       if (tokens.length === 0) throw invalidArgument(`input[${index}] is empty`);
@@ -354,6 +439,7 @@ export class ModelRunner {
       contextSize: this.context?.contextSize ?? 0,
       servesEmbeddings: this.spec.embeddings,
       chatFormat: this.chatWrapper?.wrapperName ?? '',
+      systemFingerprint: this.fingerprint,
     };
   }
 
@@ -382,7 +468,6 @@ export class ModelRunner {
     return { model: this.model, chatWrapper: this.chatWrapper };
   }
 
-  /** Tokens the request may generate: what it asked for, checked against what is left of its sequence. */
   /**
    * A long text is tokenized in slices, one per turn of the event loop, and refused as soon as it certainly
    * exceeds the context: a 4 MB prompt costs one slice instead of blocking every other request and model on
@@ -405,18 +490,46 @@ export class ModelRunner {
     }
   }
 
-  private generationBudget(promptTokens: number, requested: number | undefined): number {
+  /**
+   * Tokens the request may generate: what it asked for, checked against what is left of its sequence; or,
+   * when it asked for nothing, what is left (within its limit): the answer then ends at a stop or "length".
+   */
+  private generationBudget(promptTokens: number, sampling: SamplingParams | undefined): number {
+    const requested = sampling?.maxTokens;
     const contextSize = this.context!.contextSize;
     if (promptTokens >= contextSize) throw contextExceeded(this.spec.id, promptTokens + 1, contextSize);
     if (requested && promptTokens + requested > contextSize) {
       throw contextExceeded(this.spec.id, promptTokens + requested, contextSize);
     }
     // Never more than what fits: a full context ends the generation ("length") instead of shifting out messages.
-    return requested || contextSize - promptTokens;
+    const left = contextSize - promptTokens;
+    return requested || Math.min(left, sampling?.maxTokensLimit || left);
+  }
+
+  /** OpenAI's logit_bias (added to the logits; -100 bans a token) in node-llama-cpp's terms. */
+  private tokenBiasFor(sampling: SamplingParams | undefined): TokenBias | undefined {
+    const entries = sampling?.logitBias ?? [];
+    if (entries.length === 0) return undefined;
+    const vocabulary = this.vocabularySize();
+    const bias = new TokenBias(this.model!.tokenizer);
+    for (const { token, bias: value } of entries) {
+      if (token >= vocabulary) {
+        throw invalidArgument(`logit_bias names token ${token}, outside the vocabulary of ${vocabulary}`);
+      }
+      bias.set(token as Token, value <= -100 ? 'never' : { logit: value });
+    }
+    return bias;
+  }
+
+  private vocabularySize(): number {
+    const tokens = this.model!.fileInfo.metadata.tokenizer?.ggml?.tokens;
+    return Array.isArray(tokens) ? tokens.length : Number.MAX_SAFE_INTEGER;
   }
 
   private wrapperFor(base: ChatWrapper, effort: ReasoningEffort | undefined): ChatWrapper {
     if (!effort || effort === 'REASONING_EFFORT_UNSPECIFIED') return base;
+    // "none" asks for no reasoning: what a model without a reasoning setting does anyway.
+    if (effort === 'REASONING_EFFORT_NONE' && !(base instanceof HarmonyChatWrapper)) return base;
     if (!(base instanceof HarmonyChatWrapper)) {
       throw invalidArgument(
         `model "${this.spec.id}" has no reasoning effort setting (only Harmony-format models such as gpt-oss do)`,
@@ -427,6 +540,8 @@ export class ModelRunner {
         REASONING_EFFORT_LOW: 'low',
         REASONING_EFFORT_MEDIUM: 'medium',
         REASONING_EFFORT_HIGH: 'high',
+        // gpt-oss always reasons; its lowest level is the closest to none.
+        REASONING_EFFORT_NONE: 'low',
       } as const
     )[effort];
     return new HarmonyChatWrapper({ reasoningEffort: level });

@@ -1,4 +1,5 @@
 import { status } from '@grpc/grpc-js';
+import type { WorkerErrorReason } from '@airlock/contracts';
 
 /**
  * Errors a caller can act on, each with the gRPC status it travels as and a machine-readable reason
@@ -7,7 +8,7 @@ import { status } from '@grpc/grpc-js';
 export class WorkerError extends Error {
   constructor(
     readonly code: status,
-    readonly reason: string,
+    readonly reason: WorkerErrorReason,
     message: string,
   ) {
     super(message);
@@ -46,5 +47,8 @@ export const embeddingsNotServed = (id: string) =>
     'EMBEDDINGS_NOT_SERVED',
     `model "${id}" does not serve embeddings`,
   );
+
+export const featureNotSupported = (message: string) =>
+  new WorkerError(status.FAILED_PRECONDITION, 'FEATURE_NOT_SUPPORTED', message);
 
 export const cancelled = () => new WorkerError(status.CANCELLED, 'CANCELLED', 'request was cancelled');

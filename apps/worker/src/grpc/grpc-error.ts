@@ -1,4 +1,5 @@
 import { Metadata, status } from '@grpc/grpc-js';
+import { WORKER_REASON_METADATA_KEY } from '@airlock/contracts';
 import { RpcException } from '@nestjs/microservices';
 import { WorkerError } from '../engine/worker-errors.js';
 
@@ -12,6 +13,6 @@ export function toRpcException(error: unknown): RpcException {
       ? error
       : new WorkerError(status.INTERNAL, 'INTERNAL', 'internal worker error');
   const metadata = new Metadata();
-  metadata.set('airlock-reason', known.reason);
+  metadata.set(WORKER_REASON_METADATA_KEY, known.reason);
   return new RpcException({ code: known.code, message: known.message, details: known.message, metadata });
 }

@@ -39,7 +39,12 @@ export class WorkerGrpcController {
 
   @GrpcMethod('WorkerService', 'Embed')
   async embed(request: EmbedRequest): Promise<EmbedResponse> {
-    return this.unary(() => this.fleet.runnerFor(request.model).embed(request.inputs ?? []));
+    return this.unary(() =>
+      this.fleet.runnerFor(request.model).embed(
+        request.inputs ?? [],
+        (request.tokenInputs ?? []).map((t) => t.ids ?? []),
+      ),
+    );
   }
 
   @GrpcMethod('WorkerService', 'Tokenize')
