@@ -260,7 +260,7 @@ describeWithModels('OpenAI Node SDK against Airlock (stories260K-chat)', () => {
       max_tokens: 64,
     });
     expect(Story.parse(parsed.choices[0].message.parsed)).toEqual(parsed.choices[0].message.parsed);
-    messages.push(parsed.choices[0].message as OpenAI.Chat.ChatCompletionMessageParam);
+    messages.push(parsed.choices[0].message);
 
     // stream() + finalChatCompletion(): its message has `refusal`, and tool calls have `index`.
     const runner = client.chat.completions.stream({
@@ -273,7 +273,7 @@ describeWithModels('OpenAI Node SDK against Airlock (stories260K-chat)', () => {
     const final = await runner.finalChatCompletion();
     const streamedCall = final.choices[0].message
       .tool_calls![0] as OpenAI.Chat.ChatCompletionMessageFunctionToolCall;
-    messages.push(final.choices[0].message as OpenAI.Chat.ChatCompletionMessageParam, {
+    messages.push(final.choices[0].message, {
       role: 'tool',
       tool_call_id: streamedCall.id,
       content: 'rainy',
@@ -301,7 +301,9 @@ describeWithModels('OpenAI Node SDK against Airlock (stories260K-chat)', () => {
     const requestId = response.headers.get('x-request-id')!;
     const records = await platform.auditRecords(requestId);
     const request = records.find((r) => r.kind === 'request');
-    expect(JSON.parse(request.details_json ?? request.detailsJson)).toEqual({ end_user: 'user-7f3a' });
+    expect(JSON.parse(String(request.details_json ?? request.detailsJson))).toEqual({
+      end_user: 'user-7f3a',
+    });
     // A reasoning level on a model without one cannot be honoured: refused by name.
     const minimal = await client.chat.completions
       .create({ model: CHAT_MODEL, messages: [user], max_tokens: 2, reasoning_effort: 'minimal' })

@@ -111,7 +111,7 @@ export const metadataSchema = z
 export const endUserSchema = z
   .string()
   .max(256)
-  .regex(/^[^\u0000-\u001f\u007f]*$/, 'no control characters')
+  .regex(/^\P{Cc}*$/u, 'no control characters')
   .nullish();
 
 export const streamOptionsSchema = z

@@ -41,7 +41,7 @@ export function parseEmbeddingRequest(raw: unknown, maxInputs: number): ParsedEm
     request.tokenInputs = input.map((ids) => ({ ids }));
     count = input.length;
   } else {
-    request.inputs = input as string[];
+    request.inputs = input;
     count = input.length;
   }
   if (count > maxInputs) {
