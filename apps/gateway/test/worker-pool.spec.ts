@@ -148,4 +148,23 @@ describe('WorkerPool', () => {
     await until(() => workers[0].cancelled === 1);
     expect(pool.list()[0].inFlight.get('m')).toBe(0);
   });
+
+  it('routes a prompt_cache_key back to the worker that served it while it has room', async () => {
+    await startWorkers(new FakeWorker('a', { slots: 2 }), new FakeWorker('b', { slots: 2 }));
+    const first = await pool.acquire('m', new Set(), undefined, 'tenant\u0000conversation');
+    const served = first.worker.address;
+    first.release();
+    // Load the served worker: without the key the next request goes to the other one...
+    const busy = await pool.acquire('m', new Set());
+    expect(busy.worker.address).toBe(served);
+    const unkeyed = await pool.acquire('m', new Set());
+    expect(unkeyed.worker.address).not.toBe(served);
+    unkeyed.release();
+    // ...with it, to the worker whose KV cache holds the prefix, although it is the busier one.
+    const keyed = await pool.acquire('m', new Set(), undefined, 'tenant\u0000conversation');
+    expect(keyed.worker.address).toBe(served);
+    const other = await pool.acquire('m', new Set(), undefined, 'tenant\u0000another');
+    expect(other.worker.address).not.toBe(served);
+    [busy, keyed, other].forEach((lease) => lease.release());
+  });
 });
