@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { OidcVerifier } from './auth/oidc-verifier.js';
 import { Checkpointer, type CheckpointRow } from './audit/checkpointer.js';
 import { FileWitness, type WitnessSink } from './audit/audit-witness.js';
 import { AuditProofs } from './audit/audit-proofs.js';
+import { HttpWitnessSink, SyslogWitnessSink } from './audit/witness-sinks.js';
 import { ReceiptSigner } from './audit/receipts.js';
 import { AuditAppender } from './audit/audit-appender.js';
 import { AdminJournal } from './audit/admin-journal.js';
@@ -68,7 +69,7 @@ export interface StartOptions {
   announce?: (line: string) => void;
   /** Pins the time Authorize and Complete use (quota tests); the wall clock otherwise. */
   clock?: () => Date;
-  /** Witness sinks besides the file (syslog, HTTP), built from settings by main. */
+  /** Further witness sinks, besides the file and those the settings name (tests). */
   witnessSinks?: WitnessSink[];
 }
 
@@ -123,7 +124,7 @@ export async function startAuthAuditApp(
       everyRecords: settings.checkpointEveryRecords,
       intervalSeconds: settings.checkpointIntervalSeconds,
       witness,
-      sinks: options.witnessSinks,
+      sinks: [...(await witnessSinks(settings)), ...(options.witnessSinks ?? [])],
       trustedKeys,
       onHalt: () => onSignerHalt(),
     });
@@ -299,6 +300,19 @@ export async function startAuthAuditApp(
       ? new Error('audit database unavailable at start-up')
       : error;
   }
+}
+
+/** The optional sinks besides the witness file, from settings. */
+async function witnessSinks(settings: AuthAuditSettings): Promise<WitnessSink[]> {
+  const sinks: WitnessSink[] = [];
+  if (settings.witnessSyslogUrl) {
+    const ca = settings.witnessSyslogCaFile
+      ? await readFile(settings.witnessSyslogCaFile, 'utf8')
+      : undefined;
+    sinks.push(new SyslogWitnessSink(settings.witnessSyslogUrl, ca));
+  }
+  if (settings.witnessHttpUrl) sinks.push(new HttpWitnessSink(settings.witnessHttpUrl));
+  return sinks;
 }
 
 function migrateOptions(settings: AuthAuditSettings) {

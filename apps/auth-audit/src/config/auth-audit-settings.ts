@@ -31,6 +31,12 @@ export interface AuthAuditSettings {
   responsesRetentionDays: number;
   /** Where every signed checkpoint is appended (a volume the database's administrators do not control). */
   witnessDir: string;
+  /** RFC 5424 syslog receiver for checkpoints: tcp://host:port or tls://host:port (a SIEM). */
+  witnessSyslogUrl?: string;
+  /** PEM CA bundle for a tls:// syslog receiver (else the system's and NODE_EXTRA_CA_CERTS). */
+  witnessSyslogCaFile?: string;
+  /** HTTP(S) endpoint that receives each checkpoint as a POST. */
+  witnessHttpUrl?: string;
   oidc?: OidcSettings;
   /** mTLS from the platform CA (only the gateway may call), or plaintext when asked for by name. */
   transport: InternalTransport;
@@ -137,6 +143,14 @@ const environmentSchema = z.object({
   AIRLOCK_AUDIT_CHECKPOINT_EVERY_RECORDS: positiveInt.default(1000),
   AIRLOCK_AUDIT_CHECKPOINT_INTERVAL_SECONDS: positiveInt.default(60),
   AIRLOCK_AUDIT_WITNESS_DIR: optionalText,
+  AIRLOCK_AUDIT_WITNESS_SYSLOG_URL: optionalText.pipe(
+    z
+      .string()
+      .regex(/^(tcp|tls):\/\/[^/]+:\d+\/?$/, 'expected tcp://host:port or tls://host:port')
+      .optional(),
+  ),
+  AIRLOCK_AUDIT_WITNESS_SYSLOG_CA_FILE: optionalText,
+  AIRLOCK_AUDIT_WITNESS_HTTP_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
   AIRLOCK_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).default(0),
   // OpenAI keeps stored responses for 30 days; they are content, so they never outlive this.
   AIRLOCK_RESPONSES_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
@@ -230,6 +244,9 @@ export function loadAuthAuditSettings(
     retentionDays: e.AIRLOCK_AUDIT_RETENTION_DAYS,
     responsesRetentionDays: e.AIRLOCK_RESPONSES_RETENTION_DAYS,
     witnessDir: e.AIRLOCK_AUDIT_WITNESS_DIR ?? join(e.AIRLOCK_DATA_DIR, 'audit-witness'),
+    witnessSyslogUrl: e.AIRLOCK_AUDIT_WITNESS_SYSLOG_URL,
+    witnessSyslogCaFile: e.AIRLOCK_AUDIT_WITNESS_SYSLOG_CA_FILE,
+    witnessHttpUrl: e.AIRLOCK_AUDIT_WITNESS_HTTP_URL,
     oidc,
     transport: transport.transport,
   };
