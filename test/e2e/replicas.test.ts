@@ -90,7 +90,13 @@ describeWithModels('PUT /admin/v1/models/{id}/replicas (Kubernetes discovery, fa
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    return { status: response.status, json: await response.json(), requestId };
+    // The gateway issues its own id (the client's is kept as client_request_id): records go by that one.
+    expect(response.headers.get('x-request-id')).not.toBe(requestId);
+    return {
+      status: response.status,
+      json: await response.json(),
+      requestId: response.headers.get('x-request-id')!,
+    };
   }
 
   it('lists desired and ready replicas next to the live load, pools at zero included', async () => {

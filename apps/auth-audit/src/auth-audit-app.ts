@@ -8,7 +8,9 @@ import type { INestMicroservice } from '@nestjs/common';
 import { HealthImplementation } from 'grpc-health-check';
 import { AUDIT_PACKAGE, AUDIT_SERVICE, PLAINTEXT_WARNING } from '@airlock/contracts';
 import { createLogger, OpsServer, type Logger, NestPinoLogger } from '@airlock/telemetry';
-import type { AuthAuditSettings } from './config/auth-audit-settings.js';
+import { OUTCOME_DEFAULTS, type AuthAuditSettings } from './config/auth-audit-settings.js';
+import { LeaseSweeper } from './audit/lease-sweeper.js';
+import { RefusalLimiter } from './audit/refusal-limiter.js';
 import { openDatabase, pgliteDirectory, type DatabaseHandle } from './database/database.js';
 import { migrate, prepareSchema } from './database/migrations.js';
 import { canPrune } from './database/service-roles.js';
@@ -59,6 +61,10 @@ export interface AuthAuditApp {
   witnessFile: string;
   /** Waits until the background witness sinks took every checkpoint so far. */
   flushWitnessSinks(): Promise<void>;
+  /** Closes open requests whose lease expired as interrupted (normally every leaseSweepSeconds). */
+  sweepLeases(): Promise<number>;
+  /** Writes the aggregate records of refusal windows that have ended (all with `everything`). */
+  flushRefusals(everything?: boolean): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -133,13 +139,48 @@ export async function startAuthAuditApp(
       databaseHealthy = true;
       checkpointer.noteHead(head);
     };
+    const refusals = new RefusalLimiter({
+      windowMs: (settings.refusalWindowSeconds ?? OUTCOME_DEFAULTS.refusalWindowSeconds) * 1000,
+      burst: settings.refusalBurst ?? OUTCOME_DEFAULTS.refusalBurst,
+      maxSources: settings.refusalMaxSources ?? OUTCOME_DEFAULTS.refusalMaxSources,
+    });
     const appender = new AuditAppender(database.db, sealer, metrics, logger, {
       maxBatchSize: MAX_BATCH,
       maxConcurrentBatches: CONCURRENT_BATCHES,
       onCommitted,
       clock: options.clock,
+      batchOptions: {
+        refusals,
+        defaultReserveTokens: settings.defaultReserveTokens ?? OUTCOME_DEFAULTS.defaultReserveTokens,
+      },
     });
+    const flushRefusals = async (everything = false) => {
+      const now = (options.clock?.() ?? new Date()).getTime();
+      await Promise.all(
+        refusals.drain(now, everything).map((draft) => appender.record({ type: 'record', draft })),
+      );
+    };
+    const refusalFlusher = setInterval(
+      () => {
+        flushRefusals().catch((error: unknown) =>
+          logger.warn(
+            { errorClass: (error as Error)?.constructor?.name },
+            'refusal aggregates not written; will retry',
+          ),
+        );
+      },
+      Math.min(5_000, (settings.refusalWindowSeconds ?? OUTCOME_DEFAULTS.refusalWindowSeconds) * 1000),
+    );
+    refusalFlusher.unref();
+    const sweeper = new LeaseSweeper(database.db, appender, metrics, logger, {
+      intervalMs: (settings.leaseSweepSeconds ?? OUTCOME_DEFAULTS.leaseSweepSeconds) * 1000,
+      clock: options.clock,
+    });
+    sweeper.start();
     cleanups.push(async () => {
+      clearInterval(refusalFlusher);
+      await sweeper.stop();
+      await flushRefusals(true).catch(() => undefined);
       await appender.close();
       await checkpointer.stop();
       // A failed final checkpoint leaves the tail unsigned until the next start signs it: say so.
@@ -182,6 +223,8 @@ export async function startAuthAuditApp(
         metrics,
         new ReceiptSigner(signer),
         () => checkpointer.halted,
+        database.db,
+        { defaultLeaseSeconds: settings.requestLeaseSeconds ?? OUTCOME_DEFAULTS.requestLeaseSeconds },
       ),
       admin: new AdminService(database.db, gate, journal, sealer),
       auditLog: new AuditLogService(
@@ -284,6 +327,8 @@ export async function startAuthAuditApp(
       flushWitnessSinks: () => checkpointer.flushSinks(),
       pruneOlderThan,
       pruneExpiredResponses: () => responses.pruneExpired(),
+      sweepLeases: () => sweeper.sweepNow(),
+      flushRefusals,
       verifyChain: (verifyOptions) =>
         verifier.verify({ fromLastCheckpoint: verifyOptions?.fromLastCheckpoint ?? false }),
       close: async () => {

@@ -10,6 +10,18 @@ const FIELDS = (
   'details_json prev_hash'
 ).split(' ');
 const GENESIS = '0'.repeat(64);
+
+/** v1, or v2 (client_request_id and field_flags appended) when either is non-empty: docs/audit-log.md. */
+function canonicalText(record) {
+  const v1 = FIELDS.map((field) => record[field]);
+  if (!record.client_request_id && !record.field_flags) return JSON.stringify(['airlock.audit.v1', ...v1]);
+  return JSON.stringify([
+    'airlock.audit.v2',
+    ...v1,
+    record.client_request_id ?? '',
+    record.field_flags ?? '',
+  ]);
+}
 const sha256 = (...parts) => {
   const hash = createHash('sha256');
   for (const part of parts) hash.update(part);
@@ -153,9 +165,7 @@ export function verifyOffline({ exportText, witnessText, publicKeyPem }) {
   for (const record of records) {
     if (record.sequence !== expected)
       return fail('record_missing', expected, `record ${expected} is missing`);
-    const hash = sha256(
-      JSON.stringify(['airlock.audit.v1', ...FIELDS.map((field) => record[field])]),
-    ).toString('hex');
+    const hash = sha256(canonicalText(record)).toString('hex');
     if (hash !== record.hash)
       return fail(
         'record_altered',

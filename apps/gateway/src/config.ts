@@ -82,6 +82,8 @@ export const gatewayEnvSchema = z.object({
   AIRLOCK_MAX_N: positiveInt.default(4),
   AIRLOCK_MAX_EMBEDDING_INPUTS: positiveInt.default(256),
   AIRLOCK_AUDIT_RETRY_MAX_SECONDS: seconds.default(30),
+  AIRLOCK_AUDIT_MAX_PENDING: positiveInt.default(10_000),
+  AIRLOCK_AUDIT_LEASE_MARGIN_SECONDS: seconds.default(300),
   AIRLOCK_MAX_REPLICAS: positiveInt.default(64),
   AIRLOCK_TRUSTED_PROXIES: proxyList.default([]),
   // Browser origins allowed to call the API (CORS); empty: no CORS headers at all.
@@ -131,6 +133,10 @@ export interface GatewayConfig {
   maxN: number;
   maxEmbeddingInputs: number;
   auditRetryMaxMs: number;
+  /** Completion records waiting for auth-audit at most; beyond it new requests are refused (503). */
+  auditMaxPending: number;
+  /** Added to the request timeout for the lease after which auth-audit closes a request as interrupted. */
+  auditLeaseMarginMs: number;
   /** Cap on PUT /admin/v1/models/{id}/replicas: a typo must not ask for a thousand GPU pods. */
   maxReplicas: number;
   /** mTLS to auth-audit and the workers (each checked by its URI SAN), or plaintext when asked for by name. */
@@ -188,6 +194,8 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     maxN: e.AIRLOCK_MAX_N,
     maxEmbeddingInputs: e.AIRLOCK_MAX_EMBEDDING_INPUTS,
     auditRetryMaxMs: e.AIRLOCK_AUDIT_RETRY_MAX_SECONDS * 1000,
+    auditMaxPending: e.AIRLOCK_AUDIT_MAX_PENDING,
+    auditLeaseMarginMs: e.AIRLOCK_AUDIT_LEASE_MARGIN_SECONDS * 1000,
     maxReplicas: e.AIRLOCK_MAX_REPLICAS,
     internalTransport: transport.transport,
     trustedProxies: e.AIRLOCK_TRUSTED_PROXIES,

@@ -14,7 +14,14 @@ import { ApiError } from './errors/api-error.js';
 import { installCors } from './http/cors.js';
 import { OpenAiErrorFilter } from './errors/error.filter.js';
 import { GatewayModule } from './gateway.module.js';
-import { modelOf, RAW_BODY_KEY, STARTED_KEY, type AirlockRequest } from './http/http-context.js';
+import {
+  CLIENT_REQUEST_ID_KEY,
+  modelOf,
+  RAW_BODY_KEY,
+  STARTED_KEY,
+  type AirlockRequest,
+} from './http/http-context.js';
+import type { Socket } from 'node:net';
 import { InferenceService } from './inference/inference.service.js';
 import { ResponsesService } from './inference/responses.service.js';
 import { GatewayMetrics } from './metrics.js';
@@ -36,8 +43,8 @@ export interface GatewayAppOptions {
   auth?: AuthAuditClient;
 }
 
-/** A client-supplied request id is kept when it is short and plain; otherwise a fresh UUID. */
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** The client's x-request-id is kept (as its own audit field) up to this length; ids are always ours. */
+const MAX_CLIENT_REQUEST_ID = 1024;
 
 /** Builds and starts the gateway: worker pool and discovery, auth-audit client, HTTP API, ops port. */
 export async function startGatewayApp(
@@ -61,14 +68,17 @@ export async function startGatewayApp(
       config.authAuditAddress,
       undefined,
       internalChannelCredentials(config.internalTransport, SERVICE_IDENTITY.authAudit),
+      Math.ceil((config.requestTimeoutMs + config.auditLeaseMarginMs) / 1000),
     );
   const holder: { metrics?: GatewayMetrics } = {};
   const recorder = new CompletionRecorder(auth, {
     maxBackoffMs: config.auditRetryMaxMs,
+    maxPending: config.auditMaxPending,
     logger,
     onDelivered: (_record, attempts) => {
       if (attempts > 1) holder.metrics?.auditRetries.inc();
     },
+    onDeadLetter: (reason) => holder.metrics?.auditDeadLetters.inc({ reason }),
   });
   const metrics = new GatewayMetrics(pool, () => recorder.pendingCount);
   holder.metrics = metrics;
@@ -80,9 +90,41 @@ export async function startGatewayApp(
     http: { maxHeaderSize: config.maxHeaderBytes },
     keepAliveTimeout: config.idleTimeoutMs,
     requestIdHeader: false,
-    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    // Always the gateway's own id: a client's x-request-id must never link records of two requests.
+    genReqId: () => randomUUID(),
+    // Requests the HTTP parser refuses (oversized headers, garbage) never reach a route: record them here.
+    clientErrorHandler: (error: Error & { code?: string }, socket: Socket) => {
+      const headersTooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+      const status = headersTooLarge ? 431 : 400;
+      recorder.refusal({
+        requestId: randomUUID(),
+        clientRequestId: '',
+        action: 'http',
+        model: '',
+        clientAddress: socket.remoteAddress ?? '',
+        userAgent: '',
+        statusCode: status,
+        errorClass: headersTooLarge ? 'headers_too_large' : 'malformed_http',
+      });
+      if (socket.writable) {
+        const body = JSON.stringify({
+          error: {
+            message: headersTooLarge
+              ? 'The request headers are larger than the configured limit.'
+              : 'The request could not be parsed.',
+            type: 'invalid_request_error',
+            param: null,
+            code: headersTooLarge ? 'headers_too_large' : 'bad_request',
+          },
+        });
+        socket.end(
+          `HTTP/1.1 ${status} ${headersTooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+            `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+            `connection: close\r\n\r\n${body}`,
+        );
+      } else {
+        socket.destroy();
+      }
     },
     logger: false,
     return503OnClosing: true,
@@ -95,7 +137,7 @@ export async function startGatewayApp(
     adapter,
     { bodyParser: false, logger: new NestPinoLogger(logger) },
   );
-  app.useGlobalFilters(new OpenAiErrorFilter(logger));
+  app.useGlobalFilters(new OpenAiErrorFilter(logger, (refusal) => recorder.refusal(refusal)));
   installHooks(app.getHttpAdapter().getInstance(), metrics, logger, config);
 
   let discovering = false;
@@ -178,6 +220,9 @@ function installHooks(
   fastify.addHook('onRequest', (request, reply, done) => {
     const startedAt = performance.now();
     (request as AirlockRequest)[STARTED_KEY] = startedAt;
+    const given = request.headers['x-request-id'];
+    if (typeof given === 'string')
+      (request as AirlockRequest)[CLIENT_REQUEST_ID_KEY] = given.slice(0, MAX_CLIENT_REQUEST_ID);
     void reply.header('x-request-id', request.id);
     reply.raw.once('close', () => {
       const route = request.routeOptions.url ?? 'unmatched';

@@ -62,6 +62,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly auditDeadLetters = new Counter({
+    name: 'airlock_gateway_audit_dead_letters_total',
+    help: 'Audit records given up on because no retry can commit them (alert on any), by reason.',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
   /** Label for a model named by a request: only ids the workers serve; anything else counts as "unknown". */
   modelLabel(model: string): string {
     if (model === '') return '';
@@ -94,7 +101,7 @@ export class GatewayMetrics {
     });
     new Gauge({
       name: 'airlock_gateway_audit_completion_pending',
-      help: 'Completion records not yet committed by auth-audit.',
+      help: 'Completion and refusal records not yet committed by auth-audit (bounded by AIRLOCK_AUDIT_MAX_PENDING).',
       registers: [this.registry],
       collect() {
         this.set(auditPending());

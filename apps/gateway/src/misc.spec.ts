@@ -1,6 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import { pino } from 'pino';
-import { CompletionRecorder } from './auth/completion-recorder.js';
+import { CompletionRecorder, MAX_AUDIT_BODY_BYTES } from './auth/completion-recorder.js';
 import type { CompletionRecord } from './auth/auth-audit.port.js';
 import { ConfigError, loadGatewayConfig } from './config.js';
 import { toApiError } from './errors/error.filter.js';
@@ -108,6 +108,7 @@ describe('CompletionRecorder', () => {
           calls++;
           return calls < 3 ? Promise.reject(new Error('unavailable')) : Promise.resolve();
         },
+        recordRefusal: () => Promise.resolve(),
       },
       {
         maxBackoffMs: 5,
@@ -124,10 +125,56 @@ describe('CompletionRecorder', () => {
 
   it('reports what is still undelivered when the flush times out', async () => {
     const recorder = new CompletionRecorder(
-      { complete: () => Promise.reject(new Error('down')) },
+      { complete: () => Promise.reject(new Error('down')), recordRefusal: () => Promise.resolve() },
       { maxBackoffMs: 5, initialBackoffMs: 1, logger: silent },
     );
     recorder.record(record);
     expect(await recorder.flush(20)).toBe(1);
+  });
+
+  it('dead-letters a record no retry can commit instead of retrying it forever', async () => {
+    let calls = 0;
+    const dead: string[] = [];
+    const recorder = new CompletionRecorder(
+      {
+        complete: () => {
+          calls++;
+          return Promise.reject(Object.assign(new Error('bad'), { code: 3 /* INVALID_ARGUMENT */ }));
+        },
+        recordRefusal: () => Promise.resolve(),
+      },
+      { maxBackoffMs: 5, initialBackoffMs: 1, logger: silent, onDeadLetter: (reason) => dead.push(reason) },
+    );
+    recorder.record(record);
+    expect(await recorder.flush(5_000)).toBe(0);
+    expect(calls).toBe(1);
+    expect(dead).toEqual(['INVALID_ARGUMENT']);
+  });
+
+  it('is bounded: full at maxPending, and a response over the audit limit is cut and flagged, not refused', async () => {
+    const sent: CompletionRecord[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const recorder = new CompletionRecorder(
+      {
+        complete: async (r) => {
+          sent.push(r);
+          await gate;
+        },
+        recordRefusal: () => Promise.resolve(),
+      },
+      { maxBackoffMs: 5, initialBackoffMs: 1, logger: silent, maxPending: 2 },
+    );
+    const big = Buffer.alloc(MAX_AUDIT_BODY_BYTES + 10, 0x61);
+    recorder.record({ ...record, responseBody: big });
+    expect(recorder.full).toBe(false);
+    recorder.record(record);
+    expect(recorder.full).toBe(true);
+    await new Promise((resolve) => setImmediate(resolve));
+    release();
+    expect(await recorder.flush(5_000)).toBe(0);
+    expect(sent[0].responseBody.length).toBe(MAX_AUDIT_BODY_BYTES);
+    expect(sent[0].responseBodyBytes).toBe(MAX_AUDIT_BODY_BYTES + 10);
+    expect(recorder.full).toBe(false);
   });
 });

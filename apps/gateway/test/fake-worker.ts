@@ -44,11 +44,10 @@ export class FakeWorker {
     });
   }
 
-  async start(): Promise<string> {
+  /** Plaintext unless given the worker's credentials (an end-to-end test behind an mTLS gateway). */
+  async start(credentials = grpc.ServerCredentials.createInsecure()): Promise<string> {
     const port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
-        e ? reject(e) : resolve(p),
-      ),
+      this.server.bindAsync('127.0.0.1:0', credentials, (e, p) => (e ? reject(e) : resolve(p))),
     );
     this.address = `127.0.0.1:${port}`;
     return this.address;

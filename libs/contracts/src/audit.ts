@@ -37,7 +37,8 @@ export type Outcome =
   | 'OUTCOME_DENIED'
   | 'OUTCOME_SUCCEEDED'
   | 'OUTCOME_FAILED'
-  | 'OUTCOME_CANCELLED';
+  | 'OUTCOME_CANCELLED'
+  | 'OUTCOME_INTERRUPTED';
 export type RecordKind =
   'RECORD_KIND_UNSPECIFIED' | 'RECORD_KIND_REQUEST' | 'RECORD_KIND_COMPLETION' | 'RECORD_KIND_ADMIN_ACTION';
 export type ContentCapture =
@@ -83,6 +84,9 @@ export interface AuthorizeRequest {
   userAgent?: string;
   requestBody?: Buffer | Uint8Array;
   endUser?: string;
+  clientRequestId?: string;
+  reserveTokens?: number;
+  leaseSeconds?: number;
 }
 
 export interface AuthorizeResponse {
@@ -114,11 +118,36 @@ export interface CompleteRequest {
   timeToFirstTokenMs?: number;
   worker?: string;
   responseBody?: Buffer | Uint8Array;
+  responseBodyBytes?: number;
 }
 
 export interface CompleteResponse {
   auditSequence: number;
 }
+
+export interface RecordRefusalRequest {
+  requestId: string;
+  clientRequestId?: string;
+  action?: string;
+  model?: string;
+  clientAddress?: string;
+  userAgent?: string;
+  statusCode?: number;
+  errorClass?: string;
+}
+
+export interface RecordRefusalResponse {
+  auditSequence: number;
+}
+
+export interface ReportUsageRequest {
+  requestId: string;
+  worker?: string;
+  promptTokens?: number;
+  completionTokens?: number;
+}
+
+export type ReportUsageResponse = Record<string, never>;
 
 export interface AppendAdminActionRequest {
   credential: string;
@@ -268,6 +297,8 @@ export interface AuditRecord {
   detailsJson: string;
   prevHash: string;
   hash: string;
+  clientRequestId: string;
+  fieldFlags: string;
 }
 
 export interface AuditFilter {

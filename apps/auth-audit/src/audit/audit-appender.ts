@@ -7,9 +7,12 @@ import {
   type AuthorizeDecision,
   type AuthorizeOp,
   type BatchOp,
+  type BatchOptions,
   type BatchResult,
   type CompleteOp,
   type CompleteResult,
+  type InterruptOp,
+  type RecordOp,
 } from '../authorization/batch-decisions.js';
 import type { ContentSealer } from './content-sealer.js';
 
@@ -30,13 +33,15 @@ export interface AuditAppenderOptions {
   onCommitted?: (headSequence: number) => void;
   /** The time quota windows and records use; tests pin it so that no minute boundary can intervene. */
   clock?: () => Date;
+  /** Reservations, leases and the refusal limiter the batch decisions use. */
+  batchOptions?: BatchOptions;
 }
 
 /**
  * Group commit for Authorize and Complete. Operations that arrive while a batch is committing wait and go
  * together in the next one: one transaction, one chain-head lock, one multi-row insert. A caller's promise
- * settles only after its batch has committed; if the transaction fails, every caller in it gets the error
- * and nothing of the batch is written.
+ * settles only after its batch has committed. If the transaction fails for a reason other than the
+ * database being unreachable, each op is committed on its own, so one bad input fails only its own caller.
  */
 export class AuditAppender {
   private queue: Pending[] = [];
@@ -57,6 +62,16 @@ export class AuditAppender {
   }
 
   complete(op: CompleteOp): Promise<CompleteResult> {
+    return this.submit(op) as Promise<CompleteResult>;
+  }
+
+  /** A record decided outside the batch (a refusal, an aggregate); sequence 0 when it was aggregated. */
+  record(op: RecordOp): Promise<CompleteResult> {
+    return this.submit(op) as Promise<CompleteResult>;
+  }
+
+  /** Closes an open request whose lease expired, with what is known of it. */
+  interrupt(op: InterruptOp): Promise<CompleteResult> {
     return this.submit(op) as Promise<CompleteResult>;
   }
 
@@ -107,31 +122,8 @@ export class AuditAppender {
   }
 
   private async commit(batch: Pending[]): Promise<void> {
-    const stopTimer = this.metrics.appendSeconds.startTimer();
     try {
-      const now = this.options.clock?.() ?? new Date();
-      const results = await this.db.transaction().execute((trx) =>
-        runBatch(
-          trx,
-          batch.map((pending) => pending.op),
-          this.sealer,
-          now,
-        ),
-      );
-      stopTimer();
-      this.metrics.batchSize.observe(batch.length);
-      let head = 0;
-      results.forEach((result, index) => {
-        if (!(result instanceof AuthAuditError)) {
-          head = Math.max(head, result.sequence);
-          this.metrics.records.inc({ kind: batch[index].op.type === 'authorize' ? 'request' : 'completion' });
-        }
-        batch[index].resolve(result);
-      });
-      if (head > 0) {
-        this.metrics.chainHead.set(head);
-        this.options.onCommitted?.(head);
-      }
+      await this.commitTogether(batch);
     } catch (error) {
       const failure = asServiceError(error);
       const reason = failure instanceof DatabaseUnavailableError ? 'database_unavailable' : 'error';
@@ -145,7 +137,50 @@ export class AuditAppender {
         },
         'audit batch rolled back',
       );
-      for (const pending of batch) pending.reject(failure);
+      if (failure instanceof DatabaseUnavailableError || batch.length === 1) {
+        for (const pending of batch) pending.reject(failure);
+        return;
+      }
+      // One op's record failed the shared transaction: commit each alone, so only that one fails.
+      this.metrics.batchFallbacks.inc();
+      for (const pending of batch) {
+        try {
+          await this.commitTogether([pending]);
+        } catch (single) {
+          this.metrics.batchFailures.inc({ reason: 'single' });
+          pending.reject(asServiceError(single));
+        }
+      }
+    }
+  }
+
+  /** One transaction for the whole batch; settles every caller's promise only once it has committed. */
+  private async commitTogether(batch: Pending[]): Promise<void> {
+    const stopTimer = this.metrics.appendSeconds.startTimer();
+    const now = this.options.clock?.() ?? new Date();
+    const results = await this.db.transaction().execute((trx) =>
+      runBatch(
+        trx,
+        batch.map((pending) => pending.op),
+        this.sealer,
+        now,
+        this.options.batchOptions,
+      ),
+    );
+    stopTimer();
+    this.metrics.batchSize.observe(batch.length);
+    let head = 0;
+    results.forEach((result, index) => {
+      if (!(result instanceof AuthAuditError)) {
+        head = Math.max(head, result.sequence);
+        if (result.sequence > 0)
+          this.metrics.records.inc({ kind: batch[index].op.type === 'complete' ? 'completion' : 'request' });
+      }
+      batch[index].resolve(result);
+    });
+    if (head > 0) {
+      this.metrics.chainHead.set(head);
+      this.options.onCommitted?.(head);
     }
   }
 }

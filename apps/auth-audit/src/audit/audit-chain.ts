@@ -1,6 +1,7 @@
 import type { Insertable, Kysely, QueryCreator } from 'kysely';
 import type { AuthAuditDatabase, QuotaCountersTable } from '../database/database-schema.js';
 import { recordHash, type AuditRecordDraft, type AuditRecordRow } from './audit-record.js';
+import { boundDraft } from './record-fields.js';
 
 // Rows per INSERT statement: 32 columns × 500 stays well under PostgreSQL's 65 535 parameters.
 const INSERT_CHUNK = 500;
@@ -31,7 +32,8 @@ export async function appendToChain(
   let prevHash = head.hash;
   const rows: AuditRecordRow[] = drafts.map((draft) => {
     sequence += 1;
-    const withoutHash = { ...draft, sequence, time, prev_hash: prevHash };
+    // Validated here, before it joins the batch: one unstorable field cannot fail the others' commit.
+    const withoutHash = { ...boundDraft(draft), sequence, time, prev_hash: prevHash };
     const hash = recordHash(withoutHash);
     prevHash = hash;
     return { ...withoutHash, hash };

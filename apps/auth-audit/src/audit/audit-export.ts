@@ -1,17 +1,17 @@
-import { CANONICAL_FIELDS, type AuditRecordRow } from './audit-record.js';
+import { CANONICAL_FIELDS, CANONICAL_FIELDS_V2, type AuditRecordRow } from './audit-record.js';
 
 /**
  * Export columns: the stored fields under their stored names (the ones the hash covers, then the hash), so
  * that an auditor can recompute the chain from an export alone.
  */
-export const EXPORT_COLUMNS = [...CANONICAL_FIELDS, 'hash'] as const;
+export const EXPORT_COLUMNS = [...CANONICAL_FIELDS, 'hash', ...CANONICAL_FIELDS_V2] as const;
 
 type ExportRecord = Record<(typeof EXPORT_COLUMNS)[number], string | number>;
 
 function exportRecord(row: AuditRecordRow): ExportRecord {
   const record = {} as ExportRecord;
   for (const column of EXPORT_COLUMNS) {
-    record[column] = column === 'time' ? row.time.toISOString() : row[column];
+    record[column] = column === 'time' ? row.time.toISOString() : (row[column] ?? '');
   }
   return record;
 }

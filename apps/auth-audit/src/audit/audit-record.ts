@@ -8,6 +8,8 @@ export type AuditRecordRow = Selectable<AuditRecordsTable>;
 export type AuditRecordDraft = Omit<AuditRecordRow, 'sequence' | 'time' | 'prev_hash' | 'hash'>;
 
 export const CANONICAL_VERSION = 'airlock.audit.v1';
+/** v1 plus client_request_id and field_flags; used when either is non-empty (docs/audit-log.md). */
+export const CANONICAL_VERSION_2 = 'airlock.audit.v2';
 
 /**
  * The fields the hash covers, in this order (docs/audit-log.md). Changing the order, adding a field or
@@ -46,16 +48,27 @@ export const CANONICAL_FIELDS = [
   'prev_hash',
 ] as const satisfies readonly (keyof AuditRecordRow)[];
 
-type CanonicalInput = Pick<AuditRecordRow, (typeof CANONICAL_FIELDS)[number]>;
+/** Appended after CANONICAL_FIELDS in version 2. */
+export const CANONICAL_FIELDS_V2 = [
+  'client_request_id',
+  'field_flags',
+] as const satisfies readonly (keyof AuditRecordRow)[];
+
+type CanonicalInput = Pick<AuditRecordRow, (typeof CANONICAL_FIELDS)[number]> &
+  Partial<Pick<AuditRecordRow, (typeof CANONICAL_FIELDS_V2)[number]>>;
 
 /**
  * The canonical text: a JSON array (ECMAScript JSON.stringify: no whitespace, UTF-8) of the version tag
  * followed by the fields above; `time` as RFC 3339 UTC with milliseconds, numbers as integers.
  */
 export function canonicalRecordText(record: CanonicalInput): string {
+  const v1 = CANONICAL_FIELDS.map((field) => (field === 'time' ? record.time.toISOString() : record[field]));
+  // Records without the v2 fields hash exactly as before, so every existing chain still verifies.
+  if (!record.client_request_id && !record.field_flags) return JSON.stringify([CANONICAL_VERSION, ...v1]);
   return JSON.stringify([
-    CANONICAL_VERSION,
-    ...CANONICAL_FIELDS.map((field) => (field === 'time' ? record.time.toISOString() : record[field])),
+    CANONICAL_VERSION_2,
+    ...v1,
+    ...CANONICAL_FIELDS_V2.map((field) => record[field] ?? ''),
   ]);
 }
 
@@ -93,5 +106,7 @@ export function emptyDraft(): AuditRecordDraft {
     response_ciphertext: '',
     target: '',
     details_json: '',
+    client_request_id: '',
+    field_flags: '',
   };
 }

@@ -10,6 +10,13 @@ import { contentAssociatedData, type ContentSealer } from '../audit/content-seal
 import { emptyDraft, type AuditRecordDraft } from '../audit/audit-record.js';
 import { appendToChain } from '../audit/audit-chain.js';
 import { AuthAuditError, notFound } from '../errors.js';
+import {
+  openRequestsRepository,
+  type OpenRequest,
+  type ReportedUsage,
+} from '../audit/open-requests.repository.js';
+import type { RefusalLimiter } from '../audit/refusal-limiter.js';
+import { AUTHENTICATION_DENIALS } from '../auth/principal.js';
 import type { AuthorizeAction } from './actions.js';
 
 export type { PresentedCredential };
@@ -25,6 +32,33 @@ export interface AuthorizeOp {
   /** OpenAI's safety_identifier / user as the application sent it; '' when none. */
   endUser?: string;
   requestBody?: Uint8Array;
+  /** The client's own x-request-id (request_id is the gateway's). */
+  clientRequestId: string;
+  /** Tokens to reserve at admission (prompt estimate + max_tokens × choices); 0: the default estimate. */
+  reserveTokens: number;
+  /** How long until an allowed request without a completion is closed as interrupted. */
+  leaseMs: number;
+}
+
+/** A record decided before the batch: a refusal the gateway reports, an aggregate of refusals. */
+export interface RecordOp {
+  type: 'record';
+  draft: AuditRecordDraft;
+  /** Set for unauthenticated refusals: counted per source by the refusal limiter. */
+  refusalSource?: string;
+}
+
+/** Close an open request whose lease expired: its gateway is gone; record what is known. */
+export interface InterruptOp {
+  type: 'interrupt';
+  requestId: string;
+}
+
+/** How the batch reserves tokens and bounds refusal records. */
+export interface BatchOptions {
+  refusals?: RefusalLimiter;
+  /** Reserved for a quota'd request that names no bound of its own. */
+  defaultReserveTokens?: number;
 }
 
 export interface CompleteOp {
@@ -40,9 +74,14 @@ export interface CompleteOp {
   ttftUs: number;
   worker: string;
   responseBody?: Uint8Array;
+  /** The whole response's size when responseBody is only its first part (over the audit limit). */
+  responseBodyBytes?: number;
 }
 
-export type BatchOp = AuthorizeOp | CompleteOp;
+/** Actions whose end is the admin action record the gateway appends, not a Complete: no lease. */
+const ENDS_WITHOUT_COMPLETE: ReadonlySet<string> = new Set(['models.manage']);
+
+export type BatchOp = AuthorizeOp | CompleteOp | RecordOp | InterruptOp;
 
 export interface AuthorizeDecision {
   allowed: boolean;
@@ -86,15 +125,23 @@ export async function runBatch(
   ops: BatchOp[],
   sealer: ContentSealer,
   now: Date,
+  options: BatchOptions = {},
 ): Promise<BatchResult[]> {
   const authorizeOps = ops.filter((op): op is AuthorizeOp => op.type === 'authorize');
   const completeOps = ops.filter((op): op is CompleteOp => op.type === 'complete');
+  const interruptOps = ops.filter((op): op is InterruptOp => op.type === 'interrupt');
+  const settlingIds = [...completeOps, ...interruptOps].map((op) => op.requestId);
 
   const keyIds = authorizeOps.flatMap((op) =>
     op.credential.type === 'api_key' ? [op.credential.key.id] : [],
   );
   const { keys, tenants } = await apiKeyRepository.findWithTenants(trx, [...new Set(keyIds)]);
-  const origins = await findRequestOrigins(trx, completeOps);
+  const origins = await findRequestOrigins(trx, settlingIds);
+  const open = await openRequestsRepository.find(trx, settlingIds);
+  // A Complete without an open request is a retry of one already committed, or comes after a sweep.
+  const unopened = completeOps.filter((op) => !open.has(op.requestId)).map((op) => op.requestId);
+  const written = await openRequestsRepository.completions(trx, unopened);
+  const reported = await openRequestsRepository.reportedUsage(trx, [...open.keys()]);
 
   // Tenants named by tokens and by completed requests, when not already loaded with a key.
   const moreTenantIds = new Set<string>();
@@ -118,37 +165,100 @@ export async function runBatch(
       for (const subject of subjectsOf(verdict.principal, verdict.tenant)) quotaSubjects.add(subject.subject);
     }
   });
-  for (const op of completeOps) {
-    const origin = origins.get(op.requestId);
-    if (origin) for (const subject of originSubjects(origin)) quotaSubjects.add(subject);
+  for (const id of settlingIds) {
+    const origin = origins.get(id);
+    for (const subject of open.get(id)?.subjects ?? (origin ? originSubjects(origin) : []))
+      quotaSubjects.add(subject);
   }
   const ledger = await QuotaLedger.lock(trx, quotaSubjects, now);
 
   const results: BatchResult[] = [];
   const drafts: AuditRecordDraft[] = [];
   const resultIndexOfDraft: number[] = [];
+  const opened: OpenRequest[] = [];
+  const closed: string[] = [];
+  const addDraft = (draft: AuditRecordDraft): void => {
+    drafts.push(draft);
+    resultIndexOfDraft.push(results.length);
+  };
   let authorizeIndex = 0;
   for (const op of ops) {
     if (op.type === 'authorize') {
       const index = authorizeIndex++;
       const verdict = verdicts[index];
-      const decision = decide(op, verdict, prechecked[index], ledger);
+      const decision = decide(op, verdict, prechecked[index], ledger, options, opened, now);
       const tenant = verdict.ok ? verdict.tenant : undefined;
-      drafts.push(authorizeDraft(op, decision, tenant, sealer));
-      resultIndexOfDraft.push(results.length);
+      const refusedUnauthenticated =
+        decision.denial !== undefined && AUTHENTICATION_DENIALS.has(decision.denial.code);
+      if (
+        !refusedUnauthenticated ||
+        !options.refusals ||
+        options.refusals.admit(op.clientAddress, decision.denial!.code, now.getTime())
+      ) {
+        addDraft(authorizeDraft(op, decision, tenant, sealer));
+      }
       results.push(decision);
+    } else if (op.type === 'record') {
+      const counted =
+        op.refusalSource !== undefined &&
+        options.refusals !== undefined &&
+        !options.refusals.admit(op.refusalSource, op.draft.error_class, now.getTime());
+      if (!counted) addDraft(op.draft);
+      results.push({ sequence: 0 });
+    } else if (op.type === 'interrupt') {
+      const origin = origins.get(op.requestId);
+      const lease = open.get(op.requestId);
+      if (!lease || !origin) {
+        if (lease) closed.push(op.requestId);
+        results.push({ sequence: 0 });
+        continue;
+      }
+      const usage = reported.get(op.requestId);
+      ledger.settle(lease.subjects, lease.reservedTokens, usageTotal(usage), lease.openedAt);
+      closed.push(op.requestId);
+      addDraft(interruptedDraft(op.requestId, origin, usage, tenants.get(origin.tenant)));
+      results.push({ sequence: 0 });
     } else {
       const origin = origins.get(op.requestId);
       if (!origin) {
         results.push(notFound(`no authorised request with id "${op.requestId}"`));
         continue;
       }
-      ledger.charge(originSubjects(origin), op.promptTokens + op.completionTokens);
-      drafts.push(completeDraft(op, origin, tenants.get(origin.tenant), sealer));
-      resultIndexOfDraft.push(results.length);
+      const lease = open.get(op.requestId);
+      const earlier = written.get(op.requestId);
+      if (!lease && earlier && earlier.outcome !== 'interrupted') {
+        // A retried Complete whose first try committed: the same answer, no second record.
+        results.push({ sequence: earlier.sequence });
+        continue;
+      }
+      const usage = withReported(op, reported.get(op.requestId));
+      if (lease) {
+        ledger.settle(
+          lease.subjects,
+          lease.reservedTokens,
+          usage.promptTokens + usage.completionTokens,
+          lease.openedAt,
+        );
+        closed.push(op.requestId);
+      } else {
+        ledger.charge(originSubjects(origin), usage.promptTokens + usage.completionTokens);
+      }
+      const draft = completeDraft({ ...op, ...usage }, origin, tenants.get(origin.tenant), sealer);
+      const flags: string[] = [];
+      // The digest covers only the stored prefix; the flag says so, and details_json the full size.
+      if (op.responseBodyBytes) {
+        flags.push('response_body:truncated');
+        draft.details_json = JSON.stringify({ response_body_bytes: op.responseBodyBytes });
+      }
+      // The sweeper closed it as interrupted before this (late) completion came: it tells the rest.
+      if (earlier?.outcome === 'interrupted') flags.push('after_interrupted');
+      draft.field_flags = flags.join(',');
+      addDraft(draft);
       results.push({ sequence: 0 });
     }
   }
+  await openRequestsRepository.open(trx, opened);
+  await openRequestsRepository.close(trx, closed);
   const rows = await appendToChain(trx, drafts, now, ledger.changedTotals());
   rows.forEach((row, draftIndex) => {
     const result = results[resultIndexOfDraft[draftIndex]] as AuthorizeDecision | CompleteResult;
@@ -156,6 +266,24 @@ export async function runBatch(
     result.recordHash = row.hash;
   });
   return results;
+}
+
+function usageTotal(usage: ReportedUsage | undefined): number {
+  return usage ? usage.promptTokens + usage.completionTokens : 0;
+}
+
+/**
+ * A cancelled generation's gateway saw no usage (it comes with the finish); the worker's own report is
+ * the better count, so the larger of the two is recorded and charged (prompt tokens of cancelled streams).
+ */
+function withReported(
+  op: CompleteOp,
+  usage: ReportedUsage | undefined,
+): { promptTokens: number; completionTokens: number } {
+  return {
+    promptTokens: Math.max(op.promptTokens, usage?.promptTokens ?? 0),
+    completionTokens: Math.max(op.completionTokens, usage?.completionTokens ?? 0),
+  };
 }
 
 /** Role and model checks; a denial here needs no quota counters. */
@@ -176,6 +304,9 @@ function decide(
   verdict: PrincipalVerdict,
   denial: Denial | undefined,
   ledger: QuotaLedger,
+  options: BatchOptions,
+  opened: OpenRequest[],
+  now: Date,
 ): AuthorizeDecision {
   const principal = verdict.ok ? verdict.principal : undefined;
   const tenant = verdict.ok ? verdict.tenant : undefined;
@@ -183,8 +314,19 @@ function decide(
     ? { ...allowedModels(principal, tenant), contentCapture: tenant?.contentCapture ?? 'digest' }
     : { allowedModels: [], allModels: false };
   if (denial) return { allowed: false, denial, principal, sequence: 0, allowedModels: [], allModels: false };
-  if (!op.action.quota) return { allowed: true, principal, sequence: 0, ...models };
-  const admitted = ledger.admit(subjectsOf(principal!, tenant));
+  const lease = { requestId: op.requestId, openedAt: now, leaseUntil: new Date(now.getTime() + op.leaseMs) };
+  if (!op.action.quota) {
+    if (!ENDS_WITHOUT_COMPLETE.has(op.action.name))
+      opened.push({ ...lease, subjects: [], reservedTokens: 0 });
+    return { allowed: true, principal, sequence: 0, ...models };
+  }
+  const subjects = subjectsOf(principal!, tenant);
+  // Reserved now, settled at completion: concurrent requests overshoot a budget by at most one reservation.
+  const reserve = op.reserveTokens > 0 ? op.reserveTokens : (options.defaultReserveTokens ?? 0);
+  const admitted = ledger.admit(subjects, reserve);
+  if (!admitted.denial) {
+    opened.push({ ...lease, subjects: subjects.map((s) => s.subject), reservedTokens: reserve });
+  }
   if (admitted.denial) {
     return {
       allowed: false,
@@ -231,15 +373,15 @@ function originSubjects(origin: RequestOrigin): string[] {
 }
 
 /** The allowed request record each Complete refers to (the latest, should an id repeat). */
-async function findRequestOrigins(trx: Db, ops: CompleteOp[]): Promise<Map<string, RequestOrigin>> {
+async function findRequestOrigins(trx: Db, requestIds: string[]): Promise<Map<string, RequestOrigin>> {
   const origins = new Map<string, RequestOrigin>();
-  if (ops.length === 0) return origins;
+  if (requestIds.length === 0) return origins;
   const rows = await trx
     .selectFrom('audit_records')
     .select(['request_id', 'principal_id', 'principal_kind', 'tenant', 'role', 'action', 'model', 'sequence'])
     .where('kind', '=', 'request')
     .where('outcome', '=', 'allowed')
-    .where('request_id', 'in', [...new Set(ops.map((op) => op.requestId))])
+    .where('request_id', 'in', [...new Set(requestIds)])
     .orderBy('sequence', 'desc')
     .execute();
   for (const row of rows) {
@@ -270,6 +412,7 @@ function authorizeDraft(
     ...emptyDraft(),
     kind: 'request',
     request_id: op.requestId,
+    client_request_id: op.clientRequestId,
     principal_id: principal?.id ?? presentedId(op.credential),
     principal_kind:
       principal?.kind ??
@@ -329,6 +472,32 @@ function completeDraft(
     response_digest: sealed.digest,
     response_ciphertext: sealed.ciphertext,
     content_key_id: sealed.keyId,
+  };
+}
+
+/** What is known of a request whose gateway never reported its end: who, what, and the worker's usage. */
+function interruptedDraft(
+  requestId: string,
+  origin: RequestOrigin,
+  usage: ReportedUsage | undefined,
+  tenant: Tenant | undefined,
+): AuditRecordDraft {
+  return {
+    ...emptyDraft(),
+    kind: 'completion',
+    request_id: requestId,
+    principal_id: origin.principalId,
+    principal_kind: origin.principalKind,
+    tenant: origin.tenant,
+    role: origin.role,
+    action: origin.action,
+    model: origin.model,
+    worker: usage?.workers.join(',') ?? '',
+    outcome: 'interrupted',
+    error_class: 'lease_expired',
+    prompt_tokens: usage?.promptTokens ?? 0,
+    completion_tokens: usage?.completionTokens ?? 0,
+    content_capture: tenant?.contentCapture ?? 'digest',
   };
 }
 

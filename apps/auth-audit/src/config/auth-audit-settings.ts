@@ -40,7 +40,26 @@ export interface AuthAuditSettings {
   oidc?: OidcSettings;
   /** mTLS from the platform CA (only the gateway may call), or plaintext when asked for by name. */
   transport: InternalTransport;
+  /** Per client address and window, unauthenticated refusals beyond the first share one aggregate record. */
+  refusalWindowSeconds?: number;
+  refusalBurst?: number;
+  refusalMaxSources?: number;
+  /** An allowed request without a completion after this long is closed as interrupted. */
+  requestLeaseSeconds?: number;
+  /** How often expired leases are looked for. */
+  leaseSweepSeconds?: number;
+  /** Tokens reserved at admission when the gateway names no bound. */
+  defaultReserveTokens?: number;
 }
+
+export const OUTCOME_DEFAULTS = {
+  refusalWindowSeconds: 60,
+  refusalBurst: 10,
+  refusalMaxSources: 10_000,
+  requestLeaseSeconds: 900,
+  leaseSweepSeconds: 15,
+  defaultReserveTokens: 0,
+} as const;
 
 export interface OidcSettings {
   issuer: string;
@@ -154,6 +173,23 @@ const environmentSchema = z.object({
   AIRLOCK_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).default(0),
   // OpenAI keeps stored responses for 30 days; they are content, so they never outlive this.
   AIRLOCK_RESPONSES_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  AIRLOCK_AUDIT_REFUSAL_WINDOW_SECONDS: positiveInt
+    .max(86_400)
+    .default(OUTCOME_DEFAULTS.refusalWindowSeconds),
+  AIRLOCK_AUDIT_REFUSAL_BURST: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(10_000)
+    .default(OUTCOME_DEFAULTS.refusalBurst),
+  AIRLOCK_AUDIT_REFUSAL_MAX_SOURCES: positiveInt.max(1_000_000).default(OUTCOME_DEFAULTS.refusalMaxSources),
+  AIRLOCK_AUDIT_REQUEST_LEASE_SECONDS: positiveInt.max(86_400).default(OUTCOME_DEFAULTS.requestLeaseSeconds),
+  AIRLOCK_AUDIT_LEASE_SWEEP_SECONDS: positiveInt.max(3600).default(OUTCOME_DEFAULTS.leaseSweepSeconds),
+  AIRLOCK_QUOTA_DEFAULT_RESERVE_TOKENS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(OUTCOME_DEFAULTS.defaultReserveTokens),
   AIRLOCK_OIDC_ISSUER: optionalText,
   AIRLOCK_OIDC_AUDIENCE: optionalText,
   AIRLOCK_OIDC_JWKS_FILE: optionalText,
@@ -249,5 +285,11 @@ export function loadAuthAuditSettings(
     witnessHttpUrl: e.AIRLOCK_AUDIT_WITNESS_HTTP_URL,
     oidc,
     transport: transport.transport,
+    refusalWindowSeconds: e.AIRLOCK_AUDIT_REFUSAL_WINDOW_SECONDS,
+    refusalBurst: e.AIRLOCK_AUDIT_REFUSAL_BURST,
+    refusalMaxSources: e.AIRLOCK_AUDIT_REFUSAL_MAX_SOURCES,
+    requestLeaseSeconds: e.AIRLOCK_AUDIT_REQUEST_LEASE_SECONDS,
+    leaseSweepSeconds: e.AIRLOCK_AUDIT_LEASE_SWEEP_SECONDS,
+    defaultReserveTokens: e.AIRLOCK_QUOTA_DEFAULT_RESERVE_TOKENS,
   };
 }

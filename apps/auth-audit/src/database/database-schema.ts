@@ -80,6 +80,30 @@ export interface AuditRecordsTable {
   details_json: string;
   prev_hash: string;
   hash: string;
+  /** The client's own x-request-id, kept beside the server-issued request_id (canonical v2). */
+  client_request_id: string;
+  /** Fields stored altered to be storable, e.g. "user_agent:truncated,model:escaped" (canonical v2). */
+  field_flags: string;
+}
+
+/** Allowed requests whose completion record is not in yet: the lease the sweeper closes, the reservation. */
+export interface OpenRequestsTable {
+  request_id: string;
+  opened_at: Timestamp;
+  /** When the sweeper may close it as interrupted (the gateway's request timeout plus a margin). */
+  lease_until: Timestamp;
+  /** Quota subjects the reservation was charged to, JSON array of "key:<id>" / "tenant:<id>". */
+  subjects: string;
+  reserved_tokens: number;
+}
+
+/** Usage a worker reports for generations it ran, so a gateway crash cannot lose it. */
+export interface WorkerUsageTable {
+  request_id: string;
+  worker: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  reported_at: Timestamp;
 }
 
 export interface AuditChainHeadTable {
@@ -140,6 +164,8 @@ export interface AuthAuditDatabase {
   stored_responses: StoredResponsesTable;
   audit_records: AuditRecordsTable;
   audit_chain_head: AuditChainHeadTable;
+  audit_open_requests: OpenRequestsTable;
+  audit_worker_usage: WorkerUsageTable;
   audit_checkpoints: AuditCheckpointsTable;
   audit_signing_keys: AuditSigningKeysTable;
   audit_retention_policy: AuditRetentionPolicyTable;

@@ -200,6 +200,42 @@ export const MIGRATIONS: Migration[] = [
     up: hardenAuditGuards,
   },
   {
+    version: 3,
+    name: 'client request ids and field flags on records; open requests (leases, reservations); worker usage',
+    async up(db) {
+      await db.schema
+        .alterTable('audit_records')
+        .addColumn('client_request_id', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+      await db.schema
+        .alterTable('audit_records')
+        .addColumn('field_flags', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+      await db.schema
+        .createTable('audit_open_requests')
+        .addColumn('request_id', 'text', (c) => c.primaryKey())
+        .addColumn('opened_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('lease_until', 'timestamptz', (c) => c.notNull())
+        .addColumn('subjects', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('reserved_tokens', 'bigint', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .createIndex('audit_open_requests_lease')
+        .on('audit_open_requests')
+        .column('lease_until')
+        .execute();
+      await db.schema
+        .createTable('audit_worker_usage')
+        .addColumn('request_id', 'text', (c) => c.notNull())
+        .addColumn('worker', 'text', (c) => c.notNull())
+        .addColumn('prompt_tokens', 'integer', (c) => c.notNull())
+        .addColumn('completion_tokens', 'integer', (c) => c.notNull())
+        .addColumn('reported_at', 'timestamptz', (c) => c.notNull())
+        .addPrimaryKeyConstraint('audit_worker_usage_pk', ['request_id', 'worker', 'reported_at'])
+        .execute();
+    },
+  },
+  {
     version: 6,
     name: 'stored responses of the Responses API, scoped to tenant and principal, with their own expiry',
     async up(db) {

@@ -28,6 +28,16 @@ export class AuditGrpcController {
     return this.authorization.complete(request);
   }
 
+  @GrpcMethod(AUDIT_SERVICE, 'RecordRefusal')
+  recordRefusal(request: audit.RecordRefusalRequest): Promise<audit.RecordRefusalResponse> {
+    return this.authorization.recordRefusal(request);
+  }
+
+  @GrpcMethod(AUDIT_SERVICE, 'ReportUsage')
+  reportUsage(request: audit.ReportUsageRequest): Promise<audit.ReportUsageResponse> {
+    return this.authorization.reportUsage(request);
+  }
+
   @GrpcMethod(AUDIT_SERVICE, 'AppendAdminAction')
   appendAdminAction(request: audit.AppendAdminActionRequest): Promise<audit.AppendAdminActionResponse> {
     return this.admin.appendAdminAction(request);

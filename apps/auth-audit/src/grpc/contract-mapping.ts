@@ -95,6 +95,8 @@ export function auditRecordToContract(row: AuditRecordRow): audit.AuditRecord {
     detailsJson: row.details_json,
     prevHash: row.prev_hash,
     hash: row.hash,
+    clientRequestId: row.client_request_id ?? '',
+    fieldFlags: row.field_flags ?? '',
   };
 }
 

@@ -25,6 +25,24 @@ export class AuthAuditMetrics {
     registers: [this.registry],
   });
 
+  readonly batchFallbacks = new Counter({
+    name: 'airlock_audit_batch_fallbacks_total',
+    help: 'Failed batches whose ops were then committed one by one (one bad op cannot fail the others).',
+    registers: [this.registry],
+  });
+
+  readonly refusalsAggregated = new Counter({
+    name: 'airlock_audit_refusals_aggregated_total',
+    help: 'Unauthenticated refusals counted into a per-source aggregate record instead of a record each.',
+    registers: [this.registry],
+  });
+
+  readonly interruptedRequests = new Counter({
+    name: 'airlock_audit_interrupted_requests_total',
+    help: 'Allowed requests whose lease expired without a completion; closed as interrupted.',
+    registers: [this.registry],
+  });
+
   readonly records = new Counter({
     name: 'airlock_audit_records_total',
     help: 'Audit records committed, by kind.',

@@ -81,8 +81,12 @@ export class QuotaLedger {
     return ledger;
   }
 
-  /** Checks every subject's limits; when all pass, counts the request against each. */
-  admit(subjects: QuotaSubject[]): { denial?: Denial; rateLimit: RateLimitView } {
+  /**
+   * Checks every subject's limits; when all pass, counts the request against each and reserves
+   * `reserveTokens` in every window (tokens already reserved count as spent, so concurrent admissions
+   * see each other's bounds).
+   */
+  admit(subjects: QuotaSubject[], reserveTokens = 0): { denial?: Denial; rateLimit: RateLimitView } {
     for (const { subject, limits } of subjects) {
       const minute = this.counter(subject, 'minute');
       if (limits.requestsPerMinute > 0 && minute.requests >= limits.requestsPerMinute) {
@@ -103,7 +107,29 @@ export class QuotaLedger {
       minute.requests += 1;
       minute.dirty = true;
     }
+    this.charge(
+      subjects.map((s) => s.subject),
+      reserveTokens,
+    );
     return { rateLimit: this.view(subjects) };
+  }
+
+  /**
+   * Replaces a reservation made at `reservedAt` by the tokens actually used: in a window that is still
+   * the same the difference is applied, in a newer window the usage is charged (the reservation stayed
+   * in the window that has ended).
+   */
+  settle(subjects: string[], reserved: number, used: number, reservedAt: Date): void {
+    for (const subject of subjects) {
+      for (const kind of WINDOW_KINDS) {
+        const counter = this.counter(subject, kind);
+        const sameWindow = windowStart(kind, reservedAt).getTime() === counter.windowStart.getTime();
+        const delta = sameWindow ? used - reserved : used;
+        if (delta === 0) continue;
+        counter.tokens = Math.max(0, counter.tokens + delta);
+        counter.dirty = true;
+      }
+    }
   }
 
   /** Charges used tokens to every window of every subject (reported by Complete). */

@@ -3,7 +3,7 @@ import type { Operation } from '../auth/permissions.js';
 import type { Principal } from '../auth/principal.js';
 import { actorOf, type AdminJournal, type AdminRequestContext } from '../audit/admin-journal.js';
 import { AuthAuditError } from '../errors.js';
-import { optionalRequestId, text } from '../validation.js';
+import { optionalRequestId } from '../validation.js';
 
 export interface CallerFields {
   credential?: string;
@@ -25,9 +25,34 @@ export class AdminGate {
   context(fields: CallerFields): AdminRequestContext {
     return {
       requestId: optionalRequestId(fields.requestId),
-      clientAddress: text(fields.clientAddress, 'client_address', 128),
-      userAgent: text(fields.userAgent, 'user_agent', 512),
+      // Stored escaped/cut with a flag by the chain, never a reason to refuse (or to skip the record).
+      clientAddress: (fields.clientAddress ?? '').slice(0, 4096),
+      userAgent: (fields.userAgent ?? '').slice(0, 4096),
     };
+  }
+
+  /**
+   * Admits a read (keys, tenants, audit queries, verify, checkpoints) and records that it happened, with
+   * its parameters, before anything is answered: who looked at what is itself evidence.
+   */
+  async admitRead(
+    fields: CallerFields,
+    operation: Operation,
+    details?: Record<string, unknown>,
+  ): Promise<{ principal: Principal; context: AdminRequestContext }> {
+    const admitted = await this.admit(fields, operation);
+    await this.recordRead(admitted, operation, details);
+    return admitted;
+  }
+
+  async recordRead(
+    admitted: { principal: Principal; context: AdminRequestContext },
+    operation: Operation,
+    details?: Record<string, unknown>,
+  ): Promise<void> {
+    await this.journal.run(actorOf(admitted.principal), admitted.context, () =>
+      Promise.resolve({ result: undefined, record: { action: operation, details } }),
+    );
   }
 
   async admit(

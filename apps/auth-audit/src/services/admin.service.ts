@@ -73,7 +73,8 @@ export class AdminService {
   }
 
   async listTenants(request: audit.ListTenantsRequest): Promise<audit.ListTenantsResponse> {
-    const { principal } = await this.gate.admit(request, 'tenants.read');
+    const admitted = await this.gate.admitRead(request, 'tenants.read');
+    const principal = admitted.principal;
     const tenants = await tenantRepository.list(this.db);
     return {
       tenants: tenants.filter((t) => principal.global || t.id === principal.tenant).map(tenantToContract),
@@ -125,12 +126,17 @@ export class AdminService {
   }
 
   async listApiKeys(request: audit.ListApiKeysRequest): Promise<audit.ListApiKeysResponse> {
-    const { principal } = await this.gate.admit(request, 'keys.list');
+    const admitted = await this.gate.admit(request, 'keys.list');
+    const principal = admitted.principal;
     let tenant = request.tenant ? tenantId(request.tenant) : undefined;
     if (!principal.global) {
       if (tenant) requireOwnTenant(principal, tenant);
       tenant = principal.tenant;
     }
+    await this.gate.recordRead(admitted, 'keys.list', {
+      tenant: tenant ?? '',
+      includeRevoked: request.includeRevoked ?? false,
+    });
     const keys = await apiKeyRepository.list(this.db, {
       tenant,
       includeRevoked: request.includeRevoked ?? false,

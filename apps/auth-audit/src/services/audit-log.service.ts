@@ -65,8 +65,9 @@ export class AuditLogService {
   }
 
   async query(request: audit.QueryAuditRecordsRequest): Promise<audit.QueryAuditRecordsResponse> {
-    const { principal } = await this.gate.admit(request, 'audit.query');
-    const filter = scopedFilter(principal, request.filter);
+    const admitted = await this.gate.admit(request, 'audit.query');
+    const filter = scopedFilter(admitted.principal, request.filter);
+    await this.gate.recordRead(admitted, 'audit.query', { filter });
     const page = await queryAuditRecords(
       this.db,
       filter,
@@ -98,7 +99,9 @@ export class AuditLogService {
   }
 
   async verify(request: audit.VerifyAuditChainRequest): Promise<audit.VerifyAuditChainResponse> {
-    await this.gate.admit(request, 'audit.verify');
+    await this.gate.admitRead(request, 'audit.verify', {
+      fromLastCheckpoint: request.fromLastCheckpoint ?? false,
+    });
     const report = await this.verifier.verify({ fromLastCheckpoint: request.fromLastCheckpoint ?? false });
     this.metrics.verifications.inc({ result: report.ok ? 'ok' : (report.failure ?? 'failed') });
     return { ...report, failure: verifyFailureToContract(report.failure) };
@@ -107,7 +110,7 @@ export class AuditLogService {
   async listCheckpoints(
     request: audit.ListAuditCheckpointsRequest,
   ): Promise<audit.ListAuditCheckpointsResponse> {
-    await this.gate.admit(request, 'audit.checkpoints');
+    await this.gate.admitRead(request, 'audit.checkpoints');
     const rows = await this.db
       .selectFrom('audit_checkpoints')
       .selectAll()

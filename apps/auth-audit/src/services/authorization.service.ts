@@ -10,6 +10,22 @@ import type { ReceiptSigner } from '../audit/receipts.js';
 import type { AuthAuditMetrics } from '../metrics/auth-audit-metrics.js';
 import { captureToContract, denialToContract, principalToContract } from '../grpc/contract-mapping.js';
 import { body, count, durationMicros, requireRequestId, text } from '../validation.js';
+import { emptyDraft } from '../audit/audit-record.js';
+import { openRequestsRepository } from '../audit/open-requests.repository.js';
+import type { AuthAuditDb } from '../database/database.js';
+
+/** Fields a client controls reach the record stored escaped or cut (with a flag), never refused. */
+const MAX_CLIENT_FIELD = 64 * 1024;
+const clientField = (value: string | undefined, field: string) => {
+  const result = value ?? '';
+  if (result.length > MAX_CLIENT_FIELD) throw invalidArgument(`${field} is longer than ${MAX_CLIENT_FIELD}`);
+  return result;
+};
+
+export interface AuthorizationOptions {
+  /** An allowed request without a completion after this long is closed as interrupted. */
+  defaultLeaseSeconds: number;
+}
 
 const COMPLETE_OUTCOMES: Partial<Record<audit.Outcome, 'succeeded' | 'failed' | 'cancelled'>> = {
   OUTCOME_SUCCEEDED: 'succeeded',
@@ -34,7 +50,9 @@ export class AuthorizationService {
     private readonly metrics: AuthAuditMetrics,
     private readonly receipts: ReceiptSigner,
     /** Why inference is refused while the checkpoint signer is halted (undefined: admitting). */
-    private readonly signerHalted: () => string | undefined = () => undefined,
+    private readonly signerHalted: () => string | undefined,
+    private readonly db: AuthAuditDb,
+    private readonly options: AuthorizationOptions = { defaultLeaseSeconds: 900 },
   ) {}
 
   async authorize(request: audit.AuthorizeRequest): Promise<audit.AuthorizeResponse> {
@@ -53,13 +71,18 @@ export class AuthorizationService {
       type: 'authorize' as const,
       action,
       requestId: requireRequestId(request.requestId),
-      model: text(request.model, 'model', 256, action.needsModel),
-      clientAddress: text(request.clientAddress, 'client_address', 128),
-      userAgent: text(request.userAgent, 'user_agent', 512),
+      model: clientField(request.model, 'model'),
+      clientAddress: clientField(request.clientAddress, 'client_address'),
+      userAgent: clientField(request.userAgent, 'user_agent'),
+      clientRequestId: clientField(request.clientRequestId, 'client_request_id'),
       endUser: text(request.endUser, 'end_user', 256),
       requestBody: body(request.requestBody, 'request_body'),
+      reserveTokens: count(request.reserveTokens, 'reserve_tokens'),
+      leaseMs:
+        (count(request.leaseSeconds, 'lease_seconds', 86_400) || this.options.defaultLeaseSeconds) * 1000,
       credential: await this.authenticator.present(request.credential),
     };
+    if (action.needsModel && op.model === '') throw invalidArgument('model is required');
     const decision = await this.appender.authorize(op);
     this.metrics.decisions.inc({ outcome: decision.allowed ? 'allowed' : 'denied' });
     if (decision.denial) this.metrics.authFailures.inc({ reason: decision.denial.code });
@@ -98,8 +121,49 @@ export class AuthorizationService {
       ttftUs: durationMicros(request.timeToFirstTokenMs, 'time_to_first_token_ms'),
       worker: text(request.worker, 'worker', 256),
       responseBody: body(request.responseBody, 'response_body'),
+      responseBodyBytes: count(request.responseBodyBytes, 'response_body_bytes'),
     });
     return { auditSequence: result.sequence };
+  }
+
+  /** A refusal the gateway made before Authorize (or without it): recorded, bounded per source. */
+  async recordRefusal(request: audit.RecordRefusalRequest): Promise<audit.RecordRefusalResponse> {
+    const result = await this.appender.record({
+      type: 'record',
+      refusalSource: clientField(request.clientAddress, 'client_address'),
+      draft: {
+        ...emptyDraft(),
+        kind: 'request',
+        request_id: requireRequestId(request.requestId),
+        client_request_id: clientField(request.clientRequestId, 'client_request_id'),
+        action: clientField(request.action, 'action') || 'http',
+        model: clientField(request.model, 'model'),
+        client_address: clientField(request.clientAddress, 'client_address'),
+        user_agent: clientField(request.userAgent, 'user_agent'),
+        outcome: 'denied',
+        status_code: count(request.statusCode, 'status_code', 999),
+        error_class: clientField(request.errorClass, 'error_class') || 'refused',
+        content_capture: 'none',
+      },
+    });
+    this.metrics.decisions.inc({ outcome: 'denied' });
+    if (result.sequence === 0) this.metrics.refusalsAggregated.inc();
+    return { auditSequence: result.sequence };
+  }
+
+  /** A worker's usage for a generation: settled with the request's completion or interruption. */
+  async reportUsage(request: audit.ReportUsageRequest): Promise<audit.ReportUsageResponse> {
+    await openRequestsRepository.reportUsage(
+      this.db,
+      {
+        requestId: requireRequestId(request.requestId),
+        worker: text(request.worker, 'worker', 256),
+        promptTokens: count(request.promptTokens, 'prompt_tokens'),
+        completionTokens: count(request.completionTokens, 'completion_tokens'),
+      },
+      new Date(),
+    );
+    return {};
   }
 }
 

@@ -12,6 +12,8 @@ import { AUDIT_PROTO_FILE, PROTO_LOADER_OPTIONS, type audit } from '@airlock/con
 export interface AuditClient {
   authorize(request: audit.AuthorizeRequest): Promise<audit.AuthorizeResponse>;
   complete(request: audit.CompleteRequest): Promise<audit.CompleteResponse>;
+  recordRefusal(request: audit.RecordRefusalRequest): Promise<audit.RecordRefusalResponse>;
+  reportUsage(request: audit.ReportUsageRequest): Promise<audit.ReportUsageResponse>;
   appendAdminAction(request: audit.AppendAdminActionRequest): Promise<audit.AppendAdminActionResponse>;
   upsertTenant(request: audit.UpsertTenantRequest): Promise<audit.UpsertTenantResponse>;
   listTenants(request: audit.ListTenantsRequest): Promise<audit.ListTenantsResponse>;
@@ -47,6 +49,8 @@ type RawClient = Client & Record<string, (request: unknown, callback: Callback<u
 const UNARY = [
   'Authorize',
   'Complete',
+  'RecordRefusal',
+  'ReportUsage',
   'AppendAdminAction',
   'UpsertTenant',
   'ListTenants',

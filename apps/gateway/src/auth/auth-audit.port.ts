@@ -27,6 +27,22 @@ export interface AuthorizeInput {
   requestBody: Buffer;
   /** OpenAI's safety_identifier / user: the application's end user, for the audit record. */
   endUser?: string;
+  /** The client's own x-request-id (requestId is the gateway's). */
+  clientRequestId: string;
+  /** Tokens to reserve against budgets until the completion settles them. */
+  reserveTokens: number;
+}
+
+/** A request the gateway refused before (or without) Authorize: still recorded. */
+export interface RefusalRecord {
+  requestId: string;
+  clientRequestId: string;
+  action: string;
+  model: string;
+  clientAddress: string;
+  userAgent: string;
+  statusCode: number;
+  errorClass: string;
 }
 
 export interface Authorization {
@@ -59,6 +75,8 @@ export interface CompletionRecord {
   timeToFirstTokenMs: number;
   /** The response as returned (for streams, the assembled answer); kept per the tenant's capture mode. */
   responseBody: Buffer;
+  /** Set when responseBody is only the first part of a response larger than the audit limit. */
+  responseBodyBytes?: number;
 }
 
 export interface AuthAuditClient extends AuditAdminClient, ResponseStoreClient {
@@ -66,6 +84,8 @@ export interface AuthAuditClient extends AuditAdminClient, ResponseStoreClient {
   authorize(input: AuthorizeInput): Promise<Authorization>;
   /** Resolves once committed; rejects on any failure (the recorder retries). */
   complete(record: CompletionRecord): Promise<void>;
+  /** Resolves once committed (or counted into its source's aggregate). */
+  recordRefusal(record: RefusalRecord): Promise<void>;
   close(): void;
 }
 

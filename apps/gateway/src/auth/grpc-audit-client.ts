@@ -12,6 +12,7 @@ import type {
   ContentCaptureMode,
   InferenceAction,
   StoredResponse,
+  RefusalRecord,
 } from './auth-audit.port.js';
 
 type Callback<Res> = (error: grpc.ServiceError | null, response: Res) => void;
@@ -72,6 +73,8 @@ export class GrpcAuditClient implements AuthAuditClient {
     address: string,
     private readonly timeoutMs = 10_000,
     credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+    /** Seconds until auth-audit closes an allowed request without a completion as interrupted. */
+    private readonly leaseSeconds = 0,
   ) {
     if (!stubConstructor) {
       const loaded = grpc.loadPackageDefinition(
@@ -94,13 +97,22 @@ export class GrpcAuditClient implements AuthAuditClient {
       userAgent: input.userAgent,
       requestBody: input.requestBody,
       endUser: input.endUser ?? '',
+      clientRequestId: input.clientRequestId,
+      reserveTokens: input.reserveTokens,
+      leaseSeconds: this.leaseSeconds,
     };
     let response: audit.AuthorizeResponse;
     try {
       response = await this.unary<audit.AuthorizeResponse>('Authorize', request);
-    } catch {
-      // Fail closed: whatever went wrong, nothing runs without a committed request record.
-      throw ApiError.unavailable(UNAVAILABLE_MESSAGE, 'audit_unavailable', 1);
+    } catch (error) {
+      // Fail closed: whatever went wrong, nothing runs without a committed request record. A timeout
+      // is told apart: the record may still commit, and the gateway then files its outcome.
+      const timedOut = (error as Partial<grpc.ServiceError>).code === grpc.status.DEADLINE_EXCEEDED;
+      throw ApiError.unavailable(
+        UNAVAILABLE_MESSAGE,
+        timedOut ? 'authorize_timeout' : 'audit_unavailable',
+        1,
+      );
     }
     if (!response.allowed) throw refusal(response);
     const principal = response.principal!;
@@ -190,8 +202,14 @@ export class GrpcAuditClient implements AuthAuditClient {
       timeToFirstTokenMs: record.timeToFirstTokenMs,
       worker: record.worker,
       responseBody: record.responseBody,
+      responseBodyBytes: record.responseBodyBytes ?? 0,
     };
     await this.unary('Complete', request);
+  }
+
+  async recordRefusal(record: RefusalRecord): Promise<void> {
+    const request: audit.RecordRefusalRequest = { ...record };
+    await this.unary('RecordRefusal', request);
   }
 
   /** An admin RPC: the caller's credential goes with it and auth-audit checks the role. */

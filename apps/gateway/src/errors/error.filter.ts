@@ -2,6 +2,8 @@ import { Catch, HttpException, type ArgumentsHost, type ExceptionFilter } from '
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '@airlock/telemetry';
+import type { RefusalRecord } from '../auth/auth-audit.port.js';
+import { authorizeAttempted, clientRequestId, modelOf } from '../http/http-context.js';
 import { ApiError } from './api-error.js';
 
 /** Framework errors (routing, body parsing, limits) → the OpenAI error they mean. */
@@ -50,13 +52,30 @@ export function toApiError(exception: unknown): ApiError {
 /** The one error filter: every failure leaves as `{"error": {message, type, param, code}}`. */
 @Catch()
 export class OpenAiErrorFilter implements ExceptionFilter {
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    /** Files the record of a request refused before Authorize could record it. */
+    private readonly recordRefusal: (refusal: RefusalRecord) => void = () => undefined,
+  ) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
     const reply = http.getResponse<FastifyReply>();
     const request = http.getRequest<FastifyRequest>();
     const apiError = toApiError(exception);
+    if (!authorizeAttempted(request)) {
+      // Bad JSON, bad parameters, unknown routes, bodies over the limit, 500s: recorded all the same.
+      this.recordRefusal({
+        requestId: request.id,
+        clientRequestId: clientRequestId(request),
+        action: routeAction(request),
+        model: modelOf(request),
+        clientAddress: request.ip,
+        userAgent: request.headers['user-agent'] ?? '',
+        statusCode: apiError.status,
+        errorClass: apiError.code ?? apiError.type,
+      });
+    }
     if (apiError.status >= 500 && !(exception instanceof ApiError)) {
       // Message and stack only: request bodies never reach the log.
       this.logger.error(
@@ -85,4 +104,15 @@ export class OpenAiErrorFilter implements ExceptionFilter {
     }
     void reply.status(apiError.status).headers(apiError.headers).send(apiError.toBody());
   }
+}
+
+/** The action a route stands for, as audit records name it ("http" for anything else). */
+function routeAction(request: FastifyRequest): string {
+  const route = request.routeOptions?.url ?? '';
+  if (route === '/v1/chat/completions') return 'chat.completions';
+  if (route === '/v1/completions') return 'completions';
+  if (route === '/v1/embeddings') return 'embeddings';
+  if (route.startsWith('/v1/models')) return 'models.list';
+  if (route.startsWith('/admin/')) return 'admin';
+  return 'http';
 }

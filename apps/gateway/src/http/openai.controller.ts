@@ -11,7 +11,7 @@ import { parseChatRequest, type RequestLimits } from '../openai/chat-request.js'
 import { parseCompletionRequest } from '../openai/completion-request.js';
 import { parseEmbeddingRequest } from '../openai/embedding-request.js';
 import { WorkerPool } from '../workers/worker-pool.js';
-import { authorizeRequest, openStream, requestLimits } from './http-context.js';
+import { authorizeRequest, openStream, promptTokenEstimate, requestLimits } from './http-context.js';
 
 /** The OpenAI-compatible API. Each handler: parse → authorise (audited) → delegate; errors go to the filter. */
 @Controller('v1')
@@ -27,6 +27,17 @@ export class OpenAiController {
   ) {
     this.limits = requestLimits(config);
     this.maxEmbeddingInputs = config.maxEmbeddingInputs;
+    this.maxTokensOf = (model) => config.modelMaxTokens[model] ?? config.maxTokens;
+  }
+
+  private readonly maxTokensOf: (model: string) => number;
+
+  /**
+   * The budget reservation: the prompt estimate plus the most each choice may generate (the model's
+   * limit when the request names no max_tokens), settled to the real usage at completion.
+   */
+  private reservation(request: FastifyRequest, model: string, choices: number, maxTokens?: number | null) {
+    return promptTokenEstimate(request) + choices * (maxTokens || this.maxTokensOf(model));
   }
 
   private readonly maxEmbeddingInputs: number;
@@ -34,14 +45,11 @@ export class OpenAiController {
   @Post('chat/completions')
   async chat(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const parsed = parseChatRequest(request.body, this.limits);
-    const ctx = await authorizeRequest(
-      this.auth,
-      request,
-      reply,
-      'chat.completions',
-      parsed.model,
-      parsed.endUser,
-    );
+    const ctx = await authorizeRequest(this.auth, request, reply, 'chat.completions', parsed.model, {
+      recorder: this.recorder,
+      endUser: parsed.endUser,
+      reserveTokens: this.reservation(request, parsed.model, parsed.n, parsed.request.sampling?.maxTokens),
+    });
     const sse = parsed.stream ? openStream(reply) : null;
     const body = await this.inference.chat(parsed, ctx, sse);
     if (body) await reply.code(200).send(body);
@@ -50,14 +58,16 @@ export class OpenAiController {
   @Post('completions')
   async completions(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const parsed = parseCompletionRequest(request.body, this.limits);
-    const ctx = await authorizeRequest(
-      this.auth,
-      request,
-      reply,
-      'completions',
-      parsed.model,
-      parsed.endUser,
-    );
+    const ctx = await authorizeRequest(this.auth, request, reply, 'completions', parsed.model, {
+      recorder: this.recorder,
+      endUser: parsed.endUser,
+      reserveTokens: this.reservation(
+        request,
+        parsed.model,
+        parsed.requests.length * parsed.n,
+        parsed.requests[0]?.sampling?.maxTokens,
+      ),
+    });
     const sse = parsed.stream ? openStream(reply) : null;
     const body = await this.inference.completion(parsed, ctx, sse);
     if (body) await reply.code(200).send(body);
@@ -66,13 +76,19 @@ export class OpenAiController {
   @Post('embeddings')
   async embeddings(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const parsed = parseEmbeddingRequest(request.body, this.maxEmbeddingInputs);
-    const ctx = await authorizeRequest(this.auth, request, reply, 'embeddings', parsed.model, parsed.endUser);
+    const ctx = await authorizeRequest(this.auth, request, reply, 'embeddings', parsed.model, {
+      recorder: this.recorder,
+      endUser: parsed.endUser,
+      reserveTokens: promptTokenEstimate(request),
+    });
     await reply.code(200).send(await this.inference.embed(parsed, ctx));
   }
 
   @Get('models')
   async listModels(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
-    const ctx = await authorizeRequest(this.auth, request, reply, 'models.list', '');
+    const ctx = await authorizeRequest(this.auth, request, reply, 'models.list', '', {
+      recorder: this.recorder,
+    });
     const allowed = ctx.authorization.allowedModels;
     const body = {
       object: 'list',
@@ -91,7 +107,9 @@ export class OpenAiController {
     @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const ctx = await authorizeRequest(this.auth, request, reply, 'models.list', '');
+    const ctx = await authorizeRequest(this.auth, request, reply, 'models.list', '', {
+      recorder: this.recorder,
+    });
     const allowed = ctx.authorization.allowedModels;
     const found = this.pool.modelIds().includes(id) && (!allowed || allowed.includes(id));
     this.recordListing(

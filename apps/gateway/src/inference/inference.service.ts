@@ -116,10 +116,11 @@ export class InferenceService {
       return body;
     } catch (error) {
       const apiError = workerErrorToApiError(error);
+      const gone = ctx.clientGone();
       exchange.finish(
-        ctx.abort.signal.aborted ? 499 : apiError.status,
-        ctx.abort.signal.aborted ? 'cancelled' : 'error',
-        apiError.code ?? '',
+        gone ? 499 : apiError.status,
+        gone ? 'cancelled' : 'error',
+        gone ? 'client_closed_request' : (apiError.code ?? ''),
       );
       throw apiError;
     }

@@ -32,7 +32,14 @@ export async function runGenerations<E>(
     primed = await primeAll(generations, ctx.abort);
   } catch (error) {
     const apiError = workerErrorToApiError(error);
-    end(exchange, ctx, { status: apiError.status, outcome: 'error', errorClass: apiError.code ?? '' });
+    // A client that left before the first byte cancelled its request; the worker did not fail it.
+    end(
+      exchange,
+      ctx,
+      ctx.clientGone()
+        ? CANCELLED
+        : { status: apiError.status, outcome: 'error', errorClass: apiError.code ?? '' },
+    );
     throw apiError;
   }
   let ending: Ending = { status: 200, outcome: 'success', errorClass: '' };
