@@ -212,11 +212,12 @@ describe('insider attacks on PostgreSQL', () => {
       failure: 'VERIFY_FAILURE_LOG_TRUNCATED',
       failedSequence: cutFrom,
     });
-    // The export appends its own audit.export record, at cutFrom (the head was moved back): the offline
-    // check names the first sequence the log is short of, cutFrom + 1.
+    // The verify just run is itself recorded (audit.verify, at cutFrom: the head was moved back) and the
+    // export appends its own audit.export record after it: the offline check names the first sequence the
+    // log is short of, cutFrom + 2.
     expect(await offlineVerify(s)).toMatchObject({
       code: 3,
-      report: { ok: false, failure: 'log_truncated', failedSequence: cutFrom + 1 },
+      report: { ok: false, failure: 'log_truncated', failedSequence: cutFrom + 2 },
     });
     // The signer sees the head behind what it witnessed: it refuses, and inference stops.
     await expect(s.running.app.checkpointNow()).rejects.toThrow(/behind the last witnessed tree size/);

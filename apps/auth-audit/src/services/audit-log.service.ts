@@ -99,11 +99,17 @@ export class AuditLogService {
   }
 
   async verify(request: audit.VerifyAuditChainRequest): Promise<audit.VerifyAuditChainResponse> {
-    await this.gate.admitRead(request, 'audit.verify', {
-      fromLastCheckpoint: request.fromLastCheckpoint ?? false,
-    });
-    const report = await this.verifier.verify({ fromLastCheckpoint: request.fromLastCheckpoint ?? false });
+    const admitted = await this.gate.admit(request, 'audit.verify');
+    const fromLastCheckpoint = request.fromLastCheckpoint ?? false;
+    const report = await this.verifier.verify({ fromLastCheckpoint });
     this.metrics.verifications.inc({ result: report.ok ? 'ok' : (report.failure ?? 'failed') });
+    // Recorded after it ran, with what it found: appending first would change the log under examination.
+    await this.gate.recordRead(admitted, 'audit.verify', {
+      fromLastCheckpoint,
+      ok: report.ok,
+      failure: report.failure ?? '',
+      failedSequence: report.failedSequence ?? 0,
+    });
     return { ...report, failure: verifyFailureToContract(report.failure) };
   }
 
