@@ -38,14 +38,15 @@ describeWithModels('a gateway behind a proxy', () => {
     // "198.51.100.9" was added by the client itself; the trusted proxy appended the address it saw: 203.0.113.7.
     const response = await chat(proxied, 'req-behind-proxy-1', '198.51.100.9, 203.0.113.7');
     expect(response.status).toBe(200);
-    const addresses = await addressesOf('req-behind-proxy-1');
+    // Records go by the id the gateway issued (the client's own is kept as client_request_id).
+    const addresses = await addressesOf(response.headers.get('x-request-id')!);
     expect(addresses).toEqual(['203.0.113.7']);
   });
 
   it('ignores X-Forwarded-For from anyone else', async () => {
     const response = await chat(direct, 'req-behind-proxy-2', '203.0.113.7');
     expect(response.status).toBe(200);
-    const addresses = await addressesOf('req-behind-proxy-2');
+    const addresses = await addressesOf(response.headers.get('x-request-id')!);
     expect(addresses).toHaveLength(1);
     expect(addresses[0]).toMatch(/^(::ffff:)?127\.0\.0\.1$/);
   });
