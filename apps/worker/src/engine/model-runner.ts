@@ -28,6 +28,7 @@ import type {
 import type { Logger } from '@airlock/telemetry';
 import type { ModelSpec } from '../catalog/model-catalog.js';
 import { toChatFunctions, toChatHistory } from './chat-history.js';
+import { DecodeLockstep } from './decode-lockstep.js';
 import { systemFingerprint } from './fingerprint.js';
 import { generateWithLogprobs } from './logprob-generation.js';
 import { toLlamaSampling } from './sampling.js';
@@ -91,6 +92,7 @@ export class ModelRunner {
   private embeddingContextSize = 0;
   private embeddingLock: Promise<unknown> = Promise.resolve();
   private scheduler?: SlotScheduler<Slot>;
+  private lockstep?: DecodeLockstep;
   private chatWrapper?: ChatWrapper;
   private fingerprint = '';
   private readonly throughput = new ThroughputWindow();
@@ -101,6 +103,11 @@ export class ModelRunner {
     generated: { inc(n: number): void };
     perToken: { observe(seconds: number): void };
     firstToken: { observe(seconds: number): void };
+  };
+  private readonly decodeMetrics: {
+    steps: { inc(n?: number): void };
+    sequences: { inc(n?: number): void };
+    lateSteps: { inc(n?: number): void };
   };
 
   constructor(
@@ -114,6 +121,11 @@ export class ModelRunner {
       generated: metrics.generatedTokens.labels(labels),
       perToken: metrics.timePerOutputToken.labels(labels),
       firstToken: metrics.timeToFirstToken.labels(labels),
+    };
+    this.decodeMetrics = {
+      steps: metrics.decodeSteps.labels(labels),
+      sequences: metrics.decodedSequences.labels(labels),
+      lateSteps: metrics.lateDecodeSteps.labels(labels),
     };
   }
 
@@ -144,7 +156,16 @@ export class ModelRunner {
         contextSize: this.spec.contextSize ?? Math.min(DEFAULT_CONTEXT_SIZE, this.model.trainContextSize),
         sequences: this.spec.parallel,
         threads: this.threads,
+        batching: DecodeLockstep.batching,
       });
+      this.lockstep = DecodeLockstep.attach(this.context, (step) => {
+        this.decodeMetrics.steps.inc();
+        this.decodeMetrics.sequences.inc(step.sequences);
+        if (step.late) this.decodeMetrics.lateSteps.inc();
+      });
+      if (!this.lockstep) {
+        this.logger.warn({ model: this.spec.id }, 'decode lockstep unavailable: sequences batch less');
+      }
       const slots: Slot[] = [];
       for (let index = 0; index < this.spec.parallel; index++) {
         slots.push({ index, sequence: this.context.getSequence() });
@@ -455,6 +476,7 @@ export class ModelRunner {
     await this.model?.dispose();
     this.embeddingContext = undefined;
     this.context = undefined;
+    this.lockstep = undefined;
     this.model = undefined;
   }
 
@@ -648,6 +670,7 @@ export class ModelRunner {
       this.logger.error({ model: this.spec.id, kind, err: (error as Error).message }, 'generation failed');
       throw new WorkerError(13, 'GENERATION_FAILED', `generation failed on model "${this.spec.id}"`);
     } finally {
+      this.lockstep?.leave(sequence);
       lease.release();
     }
   }

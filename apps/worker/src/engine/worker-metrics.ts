@@ -53,6 +53,28 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
 
+  /** Batches of sequence decodes released together; decoded_sequences / decode_steps ≈ tokens per decode. */
+  readonly decodeSteps = new Counter({
+    name: 'airlock_worker_decode_steps_total',
+    help: 'Decode steps: batches of sequence decodes released together, by model',
+    labelNames: ['model'],
+    registers: [this.registry],
+  });
+
+  readonly decodedSequences = new Counter({
+    name: 'airlock_worker_decoded_sequences_total',
+    help: 'Sequence decodes released in those steps, by model',
+    labelNames: ['model'],
+    registers: [this.registry],
+  });
+
+  readonly lateDecodeSteps = new Counter({
+    name: 'airlock_worker_late_decode_steps_total',
+    help: 'Decode steps released without a generating sequence that was late, by model',
+    labelNames: ['model'],
+    registers: [this.registry],
+  });
+
   readonly modelLoadSeconds = new Gauge({
     name: 'airlock_worker_model_load_seconds',
     help: 'How long the model took to load',
