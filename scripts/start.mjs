@@ -1,10 +1,16 @@
 #!/usr/bin/env node
-// The one-command platform: auth-audit (PGlite unless AIRLOCK_DATABASE_URL is set), one worker (the GGUF in
-// AIRLOCK_MODEL, else a generated smoke model) and the gateway on 127.0.0.1:${AIRLOCK_PORT:-8080}.
-// Run after `npm run build` (`npm start` does both). Ctrl-C stops all three, gateway first.
+// The one-command platform: auth-audit (PGlite unless AIRLOCK_DATABASE_URL is set), one worker (the catalog in
+// AIRLOCK_MODELS_FILE, else the GGUF in AIRLOCK_MODEL, else a generated smoke model) and the gateway on
+// 127.0.0.1:${AIRLOCK_PORT:-8080}. Run after `npm run build` (`npm start` does both). Ctrl-C stops all three,
+// gateway first.
+//
+// All three share this machine, and llama.cpp's threads spin while they wait: a worker on every core starves
+// the gateway and auth-audit (on 2 cores, tokens/s fell 7x). So the worker gets the CPUs less a quarter (at
+// least one kept back, at least one thread), unless AIRLOCK_WORKER_THREADS or a catalog entry's `threads` says.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -21,8 +27,20 @@ const ports = {
   workerOps: 9402,
 };
 
-/** The worker's model: the one given, or a small generated llama GGUF (no download). */
+/** Worker threads that leave the gateway and auth-audit CPU: 2 cores → 1, 4 → 3, 8 → 6, 16 → 12. */
+function workerThreads() {
+  if (env.AIRLOCK_WORKER_THREADS) return env.AIRLOCK_WORKER_THREADS;
+  const cpus = availableParallelism();
+  return String(Math.max(1, cpus - Math.max(1, Math.round(cpus / 4))));
+}
+
+/** The worker's models: the catalog given, else the one GGUF given, else a small generated llama GGUF. */
 async function modelCatalog() {
+  if (env.AIRLOCK_MODELS_FILE) {
+    const catalog = resolve(env.AIRLOCK_MODELS_FILE);
+    if (!existsSync(catalog)) throw new Error(`AIRLOCK_MODELS_FILE: no file at ${catalog}`);
+    return { id: `the models of ${catalog}`, catalog };
+  }
   let modelPath = env.AIRLOCK_MODEL && resolve(env.AIRLOCK_MODEL);
   if (modelPath && !existsSync(modelPath)) throw new Error(`AIRLOCK_MODEL: no file at ${modelPath}`);
   if (!modelPath) {
@@ -40,7 +58,7 @@ async function modelCatalog() {
     catalog,
     `# Written by scripts/start.mjs\nmodels:\n  - id: ${JSON.stringify(id)}\n    path: ${JSON.stringify(modelPath)}\n    embeddings: true\n`,
   );
-  return { id, catalog };
+  return { id: `"${id}"`, catalog };
 }
 
 const children = [];
@@ -117,6 +135,7 @@ try {
     ...tls.worker,
     AIRLOCK_MODEL: undefined,
     AIRLOCK_MODELS_FILE: model.catalog,
+    AIRLOCK_WORKER_THREADS: workerThreads(),
     AIRLOCK_GRPC_PORT: String(ports.workerGrpc),
     AIRLOCK_OPS_PORT: String(ports.workerOps),
   });
@@ -137,7 +156,7 @@ try {
   console.log(
     [
       '',
-      `airlock: ready on http://${host}:${ports.gateway}/v1 (model "${model.id}")`,
+      `airlock: ready on http://${host}:${ports.gateway}/v1 (model ${model.id})`,
       `airlock: ${keyWhere}`,
       `airlock: try  curl http://${host}:${ports.gateway}/v1/models -H "Authorization: Bearer $(cat ${join(dataDir, 'admin-key')})"`,
       'airlock: Ctrl-C stops everything',

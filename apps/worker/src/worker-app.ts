@@ -76,8 +76,11 @@ export function workerGrpcOptions(
 }
 
 export async function modelSpecsFrom(settings: WorkerSettings): Promise<ModelSpec[]> {
-  if (settings.modelsFile) return readCatalogFile(settings.modelsFile);
-  return catalogForSingleModel(settings.modelPath!);
+  const specs = settings.modelsFile
+    ? await readCatalogFile(settings.modelsFile)
+    : catalogForSingleModel(settings.modelPath!);
+  const threads = settings.defaultThreads;
+  return threads ? specs.map((spec) => ({ ...spec, threads: spec.threads ?? threads })) : specs;
 }
 
 /**

@@ -15,6 +15,8 @@ export interface WorkerSettings {
   /** The YAML catalog (AIRLOCK_MODELS_FILE); takes precedence over AIRLOCK_MODEL. */
   modelsFile?: string;
   drainTimeoutSeconds: number;
+  /** Threads of a model whose catalog entry names none (AIRLOCK_WORKER_THREADS); else every available CPU. */
+  defaultThreads?: number;
   workerId: string;
   logLevel: string;
   /** mTLS from the platform CA (only the gateway may call), or plaintext when asked for by name. */
@@ -33,6 +35,7 @@ const envSchema = z.object({
   AIRLOCK_MODELS_FILE: z.string().min(1).optional(),
   AIRLOCK_DRAIN_TIMEOUT_SECONDS: z.coerce.number().min(0).max(3600).default(30),
   AIRLOCK_WORKER_ID: z.string().min(1).optional(),
+  AIRLOCK_WORKER_THREADS: z.coerce.number().int().min(1).max(1024).optional(),
   AIRLOCK_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
 });
 
@@ -63,6 +66,7 @@ export function readWorkerSettings(env: NodeJS.ProcessEnv = process.env): Worker
     modelPath: e.AIRLOCK_MODEL && resolve(e.AIRLOCK_MODEL),
     modelsFile: e.AIRLOCK_MODELS_FILE && resolve(e.AIRLOCK_MODELS_FILE),
     drainTimeoutSeconds: e.AIRLOCK_DRAIN_TIMEOUT_SECONDS,
+    defaultThreads: e.AIRLOCK_WORKER_THREADS,
     workerId: e.AIRLOCK_WORKER_ID ?? hostname(),
     logLevel: e.AIRLOCK_LOG_LEVEL,
     transport: transport.transport,
