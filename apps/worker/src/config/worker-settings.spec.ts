@@ -14,9 +14,8 @@ describe('worker settings', () => {
   });
 
   it('reads the default thread count for models whose entry names none', () => {
-    expect(readWorkerSettings({ AIRLOCK_MODEL: 'm.gguf', AIRLOCK_WORKER_THREADS: '3' }).defaultThreads).toBe(
-      3,
-    );
+    const env = { AIRLOCK_MODEL: 'm.gguf', AIRLOCK_INTERNAL_PLAINTEXT: 'true', AIRLOCK_WORKER_THREADS: '3' };
+    expect(readWorkerSettings(env).defaultThreads).toBe(3);
   });
 
   it.each([
