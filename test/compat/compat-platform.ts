@@ -13,20 +13,27 @@ export { describeWithModels } from '../e2e/platform.js';
 
 export async function startCompatPlatform(): Promise<{
   platform: Platform;
+  /** A key of the default tenant (content capture `digest`: Responses are not stored). */
   apiKey: string;
+  /** A key of a tenant capturing `full` content, whose Responses are stored (previous_response_id). */
+  storeKey: string;
   baseURL: string;
 }> {
   const platform = new Platform({
     database: 'pglite',
     model: CHAT_MODEL,
     extraModels: [{ id: NO_EMBEDDINGS_MODEL, embeddings: false }],
+    contentKeys: true,
   });
   await platform.start();
   await platform.until(() =>
     platform.gateway.pool.list().some((w) => w.alive && w.serves(NO_EMBEDDINGS_MODEL)),
   );
   const apiKey = await platform.createKey({});
-  return { platform, apiKey, baseURL: `${platform.url}/v1` };
+  const tenant = await platform.admin('PUT', '/tenants/keeps', { content_capture: 'full' });
+  if (tenant.status !== 200) throw new Error(`tenant creation failed: ${tenant.status}`);
+  const storeKey = await platform.createKey({ tenant: 'keeps' });
+  return { platform, apiKey, storeKey, baseURL: `${platform.url}/v1` };
 }
 
 export function norm(vector: readonly number[]): number {

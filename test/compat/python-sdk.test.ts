@@ -49,6 +49,7 @@ describePython(`OpenAI Python SDK ${PYTHON_OPENAI_VERSION} against Airlock (stor
       HOME: process.env.HOME,
       OPENAI_BASE_URL: started.baseURL,
       OPENAI_API_KEY: started.apiKey,
+      AIRLOCK_STORE_API_KEY: started.storeKey,
       AIRLOCK_MODEL: CHAT_MODEL,
     };
   });

@@ -7,28 +7,23 @@ import { generateText, streamText } from 'ai';
 import OpenAI from 'openai';
 import { zodTextFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
-import { Platform, describeWithModels } from '../e2e/platform.js';
-
-const MODEL = 'stories260K-chat';
+import type { Platform } from '../e2e/platform.js';
+import { CHAT_MODEL as MODEL, describeWithModels, startCompatPlatform } from './compat-platform.js';
 
 describeWithModels('Responses API with the OpenAI Node SDK and the Vercel AI SDK', () => {
-  const platform = new Platform({ database: 'pglite', model: MODEL, contentKeys: true });
+  let platform: Platform;
   let client: OpenAI;
   let digestClient: OpenAI;
   let apiKey = '';
 
   beforeAll(async () => {
-    await platform.start();
-    expect((await platform.admin('PUT', '/tenants/keeps', { content_capture: 'full' })).status).toBe(200);
-    apiKey = await platform.createKey({ tenant: 'keeps' });
-    client = new OpenAI({ baseURL: `${platform.url}/v1`, apiKey, maxRetries: 0 });
-    digestClient = new OpenAI({
-      baseURL: `${platform.url}/v1`,
-      apiKey: await platform.createKey(),
-      maxRetries: 0,
-    });
+    const started = await startCompatPlatform();
+    platform = started.platform;
+    apiKey = started.storeKey;
+    client = new OpenAI({ baseURL: started.baseURL, apiKey, maxRetries: 0 });
+    digestClient = new OpenAI({ baseURL: started.baseURL, apiKey: started.apiKey, maxRetries: 0 });
   }, 180_000);
-  afterAll(() => platform.close(), 60_000);
+  afterAll(() => platform?.close(), 60_000);
 
   it('creates, retrieves, continues, lists input items of and deletes a response', async () => {
     const first = await client.responses.create({
