@@ -10,7 +10,7 @@
 //
 // PostgreSQL refuses to run as root: as root the server runs as the system user "postgres", created when
 // missing (as the package's createPostgresUser option does), and owns its data directory.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
@@ -146,7 +146,15 @@ export async function startPostgresServer({
   };
 }
 
-/** Makes `dir`'s parent traversable by the server's user when running as root (PostgreSQL refuses root). */
+/**
+ * As root (the server runs as "postgres"): makes `dir`'s parent traversable for that user and tells whether the
+ * user can reach it now (every folder above must be traversable too: not so under a 0700 /root). True otherwise.
+ */
 export function allowServerUserInto(dir) {
-  if (process.getuid?.() === 0) chmodSync(dirname(dir), 0o711);
+  if (process.getuid?.() !== 0) return true;
+  const parent = dirname(dir);
+  mkdirSync(parent, { recursive: true });
+  chmodSync(parent, 0o711);
+  const user = serverUser();
+  return spawnSync('/bin/sh', ['-c', 'cd "$0"', parent], { uid: user.uid, gid: user.gid }).status === 0;
 }

@@ -1,5 +1,5 @@
 // Proof of no network egress: the whole platform, started exactly as the README's start command does
-// (`node scripts/start.mjs`: auth-audit on PGlite, one worker, the gateway on 127.0.0.1:8080), runs inside
+// (`node scripts/start.mjs`: auth-audit on its embedded PostgreSQL, one worker, the gateway on 127.0.0.1:8080), runs inside
 // a fresh network namespace that has nothing but loopback, and the end-to-end smoke (key, models, chat,
 // streamed chat, embeddings, audit verify) passes there. The smoke client runs in the namespace too: its
 // 127.0.0.1 is not the host's. The sandbox is checked first (only `lo`, every route through `lo`, the

