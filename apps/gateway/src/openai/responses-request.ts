@@ -3,6 +3,7 @@ import type { ChatMessage, ChatRequest, ReasoningEffort, ToolDefinition } from '
 import { ApiError } from '../errors/api-error.js';
 import type { RequestLimits } from './chat-request.js';
 import { samplingShape, toSamplingParams } from './sampling.js';
+import { choiceSeeds } from './seeds.js';
 import { isNull, isNullOr, isNullOrEmptyObject, parseBody, type NeutralValues } from './validation.js';
 
 // `/v1/responses` request bodies (OpenAI's Responses API), mapped onto the worker's chat contract.
@@ -181,6 +182,8 @@ export function parseResponsesRequest(raw: unknown, limits: RequestLimits): Pars
     'max_output_tokens',
     limits.tokenLimits(body.model),
   );
+  // Its own seed (from the CSPRNG unless the client gave one), as for every chat choice.
+  sampling.seed = choiceSeeds(sampling.seed, 1)[0];
   const format = body.text?.format;
   if (format?.type === 'json_object') sampling.jsonObject = true;
   if (format?.type === 'json_schema') sampling.jsonSchema = JSON.stringify(format.schema);
