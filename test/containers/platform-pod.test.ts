@@ -1,0 +1,292 @@
+// The platform running from its real images: the OCI archives `npm run images` wrote are loaded into podman, and
+// gateway, auth-audit, the CPU worker and PostgreSQL (the Debian-built image) run in ONE pod with no network but
+// the pod's own loopback, each container with exactly the settings the chart renders for the CPU evaluation
+// preset (test/containers/chart-pod.ts: read-only root, non-root uid/gid, all capabilities dropped, no privilege
+// escalation, the chart's env, Secrets, ConfigMap catalog and volumes). Then the end-to-end smoke runs in a fifth
+// container in the same pod: models, chat, streamed chat, embeddings through the official openai client, and
+// `airlock audit verify` (test/netns/smoke-client.mjs).
+// What Kubernetes would provide and a pod cannot is substituted, and only that: Service names resolve to the
+// pod's 127.0.0.1 (an /etc/hosts mounted into each container), the gateway finds the worker statically instead of through EndpointSlices (no API
+// server here), and the chart's postgres:17.6 is replaced by airlock/postgresql:15-bookworm.
+// Images: dist/images (or AIRLOCK_IMAGES_DIR) from an earlier `npm run images` in the same run, else built here.
+// Skips, saying why, where podman cannot run containers (no podman, not root).
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parseManifests, repoRoot, runHelm } from '../helm/helm-harness.js';
+import { TEST_MODELS_DIR } from '../support/test-models.js';
+import { podContainers, type PodContainer } from './chart-pod.js';
+
+const run = promisify(execFile);
+const IMAGES_DIR = process.env.AIRLOCK_IMAGES_DIR ?? join(repoRoot, 'dist', 'images');
+
+function podmanUnavailable(): string | null {
+  if (process.getuid?.() !== 0)
+    return `needs root (uid ${process.getuid?.()}): images are built and run rootful`;
+  const probe = spawnSync('podman', ['info', '--format', '{{.Host.OCIRuntime.Name}}'], { encoding: 'utf8' });
+  if (probe.error) return `no podman (${probe.error.message}); .ci/run installs it`;
+  if (probe.status !== 0) return `podman info failed: ${probe.stderr.trim()}`;
+  for (const tool of ['buildah', 'skopeo', 'debootstrap']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `no ${tool}; .ci/run installs it`;
+  }
+  if (!TEST_MODELS_DIR) return 'no stories260K test models (AIRLOCK_TEST_MODELS_DIR)';
+  return null;
+}
+
+const unavailable = podmanUnavailable();
+if (unavailable) process.stderr.write(`test/containers/platform-pod: SKIPPED: ${unavailable}\n`);
+const describeWithPodman = unavailable ? describe.skip : describe;
+
+interface ImagesSummary {
+  images: { image: string; digest: string; archive: string; sbom: string }[];
+}
+
+interface SmokeSummary {
+  models: string[];
+  chatText: string;
+  chatUsage: { prompt_tokens: number; completion_tokens: number };
+  streamChunks: number;
+  streamText: string;
+  embeddingLength: number;
+  calls: number;
+  userRecords: { kind: string; action: string; outcome: string }[];
+  verify: { ok: boolean; records_checked: number };
+}
+
+const podman = (...args: string[]) => run('podman', args, { maxBuffer: 64 * 1024 * 1024 });
+
+describeWithPodman('the platform from its images, in one pod with the chart settings', () => {
+  const suffix = randomBytes(4).toString('hex');
+  const pod = `airlock-test-${suffix}`;
+  let scratch: string;
+  let containers: PodContainer[];
+  let loaded: Map<string, string>; // image name (airlock/gateway) → local reference
+  let summary: ImagesSummary;
+
+  beforeAll(async () => {
+    if (!existsSync(join(IMAGES_DIR, 'images.json'))) {
+      process.stderr.write(`test/containers: no ${IMAGES_DIR}/images.json, building the images (minutes)\n`);
+      execFileSync(process.execPath, [join(repoRoot, 'scripts', 'build-images.mjs'), '--out', IMAGES_DIR], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+    }
+    summary = JSON.parse(readFileSync(join(IMAGES_DIR, 'images.json'), 'utf8')) as ImagesSummary;
+
+    // Load each archive under a name of this run: what runs is what the archive holds. The archive's manifest
+    // has the digest images.json reports, and the loaded image is its config (image id = config digest).
+    loaded = new Map();
+    for (const image of summary.images) {
+      const name = image.image.split(':')[0];
+      const archive = `oci-archive:${join(IMAGES_DIR, image.archive)}`;
+      const manifest = (await run('skopeo', ['inspect', '--raw', archive])).stdout;
+      expect(`sha256:${createHash('sha256').update(manifest).digest('hex')}`).toBe(image.digest);
+      const local = `localhost/airlock-test/${name.split('/')[1]}:${image.digest.slice(7, 19)}`;
+      await run('skopeo', ['copy', '--quiet', archive, `containers-storage:${local}`]);
+      const { stdout: id } = await podman('image', 'inspect', '--format', '{{.Id}}', local);
+      expect(`sha256:${id.trim()}`).toBe(
+        (JSON.parse(manifest) as { config: { digest: string } }).config.digest,
+      );
+      loaded.set(name, local);
+    }
+
+    scratch = mkdtempSync(join(tmpdir(), 'airlock-pod-'));
+    const valuesFile = join(scratch, 'values.yaml');
+    const modelSha = execFileSync('sha256sum', [join(TEST_MODELS_DIR!, 'stories260K.gguf')], {
+      encoding: 'utf8',
+    }).split(' ')[0];
+    writeFileSync(
+      valuesFile,
+      [
+        'models:',
+        '  gpt-oss-20b: null', // the preset's model: not here
+        '  stories260k:',
+        '    file: stories260K.gguf',
+        `    sha256: "${modelSha}"`,
+        '    contextSize: 256',
+        '    parallel: 2',
+        '    queueSize: 8',
+        '    gpuLayers: 0',
+        '    gpu: cpu',
+        '    embeddings: true',
+        '    gpus: 0',
+        '    modelVolume:',
+        '      hostPath:',
+        '        path: /models',
+        '',
+      ].join('\n'),
+    );
+    const rendered = runHelm([
+      'template',
+      'airlock',
+      join(repoRoot, 'helm', 'airlock'),
+      '--kube-version',
+      '1.33.0',
+      '--values',
+      join(repoRoot, 'helm', 'airlock', 'presets', 'cpu-evaluation.yaml'),
+      '--values',
+      valuesFile,
+    ]);
+    if (rendered.status !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
+    // Service DNS names → the pod's 127.0.0.1 (podman 4.3 does not write --add-host entries with --network none).
+    const hosts = [
+      'airlock-auth-audit',
+      'airlock-postgresql',
+      'airlock-worker-stories260k',
+      'airlock-gateway',
+    ];
+    const hostsFile = join(scratch, 'hosts');
+    writeFileSync(hostsFile, `127.0.0.1 localhost ${hosts.join(' ')}\n`, { mode: 0o644 });
+    containers = podContainers(parseManifests(rendered.stdout), {
+      hostsFile,
+      scratchDir: join(scratch, 'volumes'),
+      namePrefix: pod,
+      hostPaths: { '/models': TEST_MODELS_DIR! },
+      envOverrides: {
+        // No API server in a pod: the one worker is listed statically (its Service name, as in the cluster).
+        gateway: { AIRLOCK_DISCOVERY: 'static', AIRLOCK_WORKERS: 'airlock-worker-stories260k:50061' },
+      },
+    });
+
+    await podman('pod', 'create', '--name', pod, '--network', 'none');
+    const imageFor = (chartImage: string) => {
+      const repository = chartImage.split('/').slice(1).join('/').split(':')[0];
+      const local = loaded.get(repository === 'library/postgres' ? 'airlock/postgresql' : repository);
+      if (!local) throw new Error(`no image built for ${chartImage}`);
+      return local;
+    };
+    // Dependencies first, as the probes would order them in a cluster.
+    const order = ['postgresql', 'auth-audit', 'worker', 'gateway'];
+    containers.sort((a, b) => order.indexOf(a.container) - order.indexOf(b.container));
+    for (const container of containers) {
+      await podman('run', '--detach', '--pod', pod, ...container.args, imageFor(container.chartImage));
+      if (container.container === 'postgresql')
+        await waitFor(container, ['pg_isready', '-h', '127.0.0.1', '-U', 'airlock', '-d', 'airlock']);
+    }
+    // The chart's readiness probes (GET /readyz on each ops port), from inside the pod.
+    const gateway = containers.find((c) => c.container === 'gateway')!;
+    for (const [service, port] of [
+      ['auth-audit', 9401],
+      ['worker', 9402],
+      ['gateway', 9400],
+    ] as const) {
+      const probe = `fetch('http://127.0.0.1:${port}/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`;
+      await waitFor(
+        gateway,
+        ['node', '-e', probe],
+        containers.find((c) => c.container === service),
+      );
+    }
+  }, 15 * 60_000);
+
+  /** Bounded readiness wait: the command (a chart probe) run in the container until it succeeds. */
+  async function waitFor(container: PodContainer, command: string[], what = container) {
+    const { name } = container;
+    for (let attempt = 0; attempt < 120; attempt += 1) {
+      const result = spawnSync('podman', ['exec', name, ...command], { encoding: 'utf8' });
+      if (result.status === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    const failed = what.name;
+    const logs = spawnSync('podman', ['logs', '--tail', '30', failed], { encoding: 'utf8' });
+    throw new Error(`${failed} not ready after 60 s; its logs:\n${logs.stdout}${logs.stderr}`);
+  }
+
+  afterAll(() => {
+    if (process.env.AIRLOCK_KEEP_POD !== '1') {
+      spawnSync('podman', ['pod', 'rm', '--force', '--time', '2', pod]);
+      for (const local of loaded?.values() ?? []) spawnSync('podman', ['rmi', local]);
+    }
+    if (scratch && process.env.AIRLOCK_KEEP_POD !== '1') rmSync(scratch, { recursive: true, force: true });
+  }, 60_000);
+
+  test('every container runs as the chart says: non-root, read-only root, no capabilities, only loopback', async () => {
+    expect(containers.map((c) => c.container).sort()).toEqual([
+      'auth-audit',
+      'gateway',
+      'postgresql',
+      'worker',
+    ]);
+    for (const container of containers) {
+      const { name } = container;
+      const { stdout: inspect } = await podman(
+        'inspect',
+        '--format',
+        '{{.State.Running}} {{.Config.User}}',
+        name,
+      );
+      expect(inspect.trim()).toBe(`true ${container.runAsUser}:${container.runAsGroup}`);
+      const { stdout } = await podman(
+        'exec',
+        name,
+        'sh',
+        '-c',
+        'id -u; grep CapEff /proc/self/status; cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d " "; ' +
+          'touch /usr/airlock-probe 2>&1 || true; command -v apt-get dpkg npm gcc cc || true',
+      );
+      const [uid, capEff, ...rest] = stdout.trim().split('\n');
+      expect(Number(uid)).toBe(container.runAsUser);
+      expect(uid).not.toBe('0');
+      expect(capEff).toMatch(/^CapEff:\s+0+$/);
+      expect(rest.filter((line) => !line.startsWith('touch:'))).toEqual(['lo']); // no interface but loopback
+      expect(rest.find((line) => line.startsWith('touch:'))).toMatch(/Read-only file system/);
+    }
+  });
+
+  test('the end-to-end smoke passes against the pod: models, chat, stream, embeddings, audit verify', async () => {
+    const gateway = containers.find((c) => c.container === 'gateway')!;
+    const authAudit = containers.find((c) => c.container === 'auth-audit')!;
+    // The admin key the chart's evaluation Secret gave auth-audit.
+    const adminKey = authAudit.args
+      .find((value, i, all) => all[i - 1] === '--env' && value.startsWith('AIRLOCK_ADMIN_KEY='))!
+      .slice('AIRLOCK_ADMIN_KEY='.length);
+    const keyDir = join(scratch, 'smoke');
+    execFileSync('mkdir', ['-p', keyDir]);
+    writeFileSync(join(keyDir, 'admin-key'), `${adminKey}\n`, { mode: 0o644 });
+    // The client runs in the pod (its 127.0.0.1 is the pod's), from the gateway image's Node, with the
+    // repository's openai client and CLI mounted read-only.
+    const { stdout } = await podman(
+      'run',
+      '--rm',
+      '--pod',
+      pod,
+      '--user',
+      '10001:10001',
+      '--read-only',
+      '--cap-drop',
+      'ALL',
+      '--volume',
+      `${repoRoot}:/repo:ro`,
+      '--volume',
+      `${keyDir}:/smoke:ro`,
+      '--env',
+      'AIRLOCK_URL=http://127.0.0.1:8080',
+      '--env',
+      'AIRLOCK_DATA_DIR=/smoke',
+      '--entrypoint',
+      'node',
+      loaded.get(gateway.chartImage.split('/').slice(1).join('/').split(':')[0])!,
+      '/repo/test/netns/smoke-client.mjs',
+    );
+    const smoke = JSON.parse(stdout.trim().split('\n').pop()!) as SmokeSummary;
+    expect(smoke.models).toEqual(['stories260k']);
+    expect(smoke.chatText.length).toBeGreaterThan(0);
+    expect(smoke.chatUsage.completion_tokens).toBeGreaterThan(0);
+    expect(smoke.streamChunks).toBeGreaterThan(0);
+    expect(smoke.streamText).toBe(smoke.chatText); // temperature 0: the stream says what the plain call said
+    expect(smoke.embeddingLength).toBeGreaterThan(0);
+    // Every call left its request and completion records in the pod's PostgreSQL, and the chain verifies.
+    expect(smoke.userRecords).toHaveLength(2 * smoke.calls);
+    const completions = smoke.userRecords.filter((r) => r.kind === 'completion');
+    expect(completions.map((r) => `${r.action} ${r.outcome}`).sort()).toEqual([
+      'chat.completions succeeded',
+      'chat.completions succeeded',
+      'embeddings succeeded',
+      'models.list succeeded',
+    ]);
+    expect(smoke.verify.ok).toBe(true);
+    expect(smoke.verify.records_checked).toBeGreaterThanOrEqual(2 * smoke.calls);
+  });
+});
