@@ -8,8 +8,8 @@
 // What Kubernetes would provide and a pod cannot is substituted, and only that: Service names resolve to the
 // pod's 127.0.0.1 (an /etc/hosts mounted into each container), the gateway finds the worker statically instead of through EndpointSlices (no API
 // server here), and the chart's postgres:17.6 is replaced by airlock/postgresql:15-bookworm.
-// Images: dist/images (or AIRLOCK_IMAGES_DIR) from an earlier `npm run images` in the same run, else built here.
-// Skips, saying why, where podman cannot run containers (no podman, not root).
+// Images: dist/images (or AIRLOCK_IMAGES_DIR) from an earlier `npm run images` (.ci/run builds them once per run).
+// Skips, saying why, where podman cannot run containers (no podman, not root) or the images were not built.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,6 +33,9 @@ function podmanUnavailable(): string | null {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `no ${tool}; .ci/run installs it`;
   }
   if (!TEST_MODELS_DIR) return 'no stories260K test models (AIRLOCK_TEST_MODELS_DIR)';
+  // Built once per CI run by .ci/run (minutes on two cores), never implicitly by a test run.
+  if (!existsSync(join(IMAGES_DIR, 'images.json')))
+    return `no images in ${IMAGES_DIR} (run \`npm run images\` first, as .ci/run does)`;
   return null;
 }
 
@@ -67,12 +70,6 @@ describeWithPodman('the platform from its images, in one pod with the chart sett
   let summary: ImagesSummary;
 
   beforeAll(async () => {
-    if (!existsSync(join(IMAGES_DIR, 'images.json'))) {
-      process.stderr.write(`test/containers: no ${IMAGES_DIR}/images.json, building the images (minutes)\n`);
-      execFileSync(process.execPath, [join(repoRoot, 'scripts', 'build-images.mjs'), '--out', IMAGES_DIR], {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
-    }
     summary = JSON.parse(readFileSync(join(IMAGES_DIR, 'images.json'), 'utf8')) as ImagesSummary;
 
     // Load each archive under a name of this run: what runs is what the archive holds. The archive's manifest
