@@ -312,6 +312,85 @@ program
     process.stdout.write('\n');
   });
 
+// Model signing (OpenSSF model-signing format, key-based, offline). Local files only; no gateway is called.
+async function modelSigning() {
+  try {
+    return await import('@airlock/contracts');
+  } catch (error) {
+    throw new CliError(`model signing needs the built libraries (npm run build): ${error.message}`);
+  }
+}
+
+async function sha256File(path) {
+  const { createHash } = await import('node:crypto');
+  const { createReadStream } = await import('node:fs');
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk);
+  return hash.digest('hex');
+}
+
+const model = program.command('model').description('sign and verify model files (OpenSSF model-signing)');
+model
+  .command('keygen <prefix>')
+  .description('write an ECDSA P-256 key pair: <prefix>.key (private, 0600) and <prefix>.pub (to trust)')
+  .action(async (prefix) => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const { writeFileSync } = await import('node:fs');
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    writeFileSync(`${prefix}.key`, privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+      mode: 0o600,
+      flag: 'wx',
+    });
+    writeFileSync(`${prefix}.pub`, publicKey.export({ type: 'spki', format: 'pem' }), { flag: 'wx' });
+    const { keyFingerprint } = await modelSigning();
+    process.stdout.write(`${prefix}.key ${prefix}.pub ${keyFingerprint(publicKey)}\n`);
+  });
+model
+  .command('sign <file>')
+  .description(
+    "sign a GGUF file: writes a sigstore bundle (default <file>.sig) for the catalog's signature.bundle",
+  )
+  .requiredOption('--signing-key <pem>', 'ECDSA P-256 private key (PEM)')
+  .option('--out <path>', 'where to write the bundle')
+  .action(async (file, options) => {
+    const { basename } = await import('node:path');
+    const { readFileSync, writeFileSync } = await import('node:fs');
+    const { signModel } = await modelSigning();
+    const name = basename(file);
+    const bundle = signModel(
+      name.replace(/\.gguf$/i, ''),
+      [{ name, sha256: await sha256File(file) }],
+      readFileSync(options.signingKey, 'utf8'),
+    );
+    const out = options.out ?? `${file}.sig`;
+    writeFileSync(out, `${JSON.stringify(bundle, null, 2)}\n`);
+    process.stdout.write(`${out}\n`);
+  });
+model
+  .command('verify <file>')
+  .description('verify a GGUF file against its bundle and a trusted public key, as the worker does')
+  .requiredOption('--public-key <pem>', 'the trusted public key (PEM)')
+  .option('--signature <path>', 'the bundle (default <file>.sig)')
+  .action(async (file, options, command) => {
+    const { basename } = await import('node:path');
+    const { readFileSync } = await import('node:fs');
+    const { verifyModelSignature, ModelSignatureError } = await modelSigning();
+    try {
+      const verified = verifyModelSignature(
+        readFileSync(options.signature ?? `${file}.sig`, 'utf8'),
+        readFileSync(options.publicKey, 'utf8'),
+        [{ name: basename(file), sha256: await sha256File(file) }],
+      );
+      const json = command.optsWithGlobals().json === true;
+      process.stdout.write(
+        json ? `${JSON.stringify(verified)}\n` : `OK ${verified.modelDigest} signed by ${verified.signer}\n`,
+      );
+    } catch (error) {
+      if (error instanceof ModelSignatureError) throw new CliError(`signature refused: ${error.message}`);
+      throw error;
+    }
+  });
+
 program.parseAsync().catch((error) => {
   process.stderr.write(`airlock: ${error instanceof CliError ? error.message : error.message}\n`);
   process.exit(1);

@@ -6,3 +6,4 @@ export * from './audit-proto.js';
 export type * as audit from './audit.js';
 export * from './internal-tls.js';
 export * from './internal-pki.js';
+export * from './model-signing.js';

@@ -28,6 +28,11 @@ export interface ModelSpec {
   embeddings: boolean;
   /** Jinja chat template replacing the one in the GGUF. */
   chatTemplate?: string;
+  /**
+   * Require an OpenSSF model-signing signature: the sigstore bundle file and the PEM public key the operator
+   * trusts (both absolute). The model is refused when it is unsigned, signed by another key or differs.
+   */
+  signature?: { bundle: string; publicKey: string };
 }
 
 const modelId = z
@@ -51,6 +56,10 @@ const entrySchema = z
     threads: z.number().int().min(1).max(1024).optional(),
     embeddings: z.boolean().default(false),
     chatTemplate: z.string().min(1).optional(),
+    signature: z
+      .object({ bundle: z.string().min(1), publicKey: z.string().min(1) })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -77,7 +86,18 @@ export function parseCatalog(document: unknown, baseDir: string, source = 'catal
     );
     throw new CatalogError(`invalid model catalog ${source}: ${problems.join('; ')}`);
   }
-  const specs = parsed.data.models.map((entry) => ({ ...entry, path: resolve(baseDir, entry.path) }));
+  const specs = parsed.data.models.map((entry) => ({
+    ...entry,
+    path: resolve(baseDir, entry.path),
+    ...(entry.signature
+      ? {
+          signature: {
+            bundle: resolve(baseDir, entry.signature.bundle),
+            publicKey: resolve(baseDir, entry.signature.publicKey),
+          },
+        }
+      : {}),
+  }));
   const seen = new Set<string>();
   for (const spec of specs) {
     if (seen.has(spec.id))

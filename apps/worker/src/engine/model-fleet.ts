@@ -1,9 +1,10 @@
 import { access } from 'node:fs/promises';
 import type { Llama } from 'node-llama-cpp';
-import type { GetStatusResponse } from '@airlock/contracts';
+import { ModelSignatureError, type GetStatusResponse } from '@airlock/contracts';
 import type { Logger } from '@airlock/telemetry';
 import type { ModelSpec } from '../catalog/model-catalog.js';
 import { FileDigestCache } from '../catalog/file-digest.js';
+import { checkModelSignature } from '../catalog/model-signature.js';
 import { availableCpus } from './available-cpus.js';
 import type { LlamaRuntime } from './llama-runtime.js';
 import { ModelRunner } from './model-runner.js';
@@ -144,15 +145,32 @@ export class ModelFleet {
       this.logger.error({ model: spec.id, file: spec.path }, 'model file missing');
       return;
     }
-    if (spec.sha256) {
+    if (spec.sha256 || spec.signature) {
       const actual = await this.digests.sha256(spec.path);
-      if (actual !== spec.sha256) {
+      if (spec.sha256 && actual !== spec.sha256) {
         runner.fail(`sha256 mismatch for ${spec.path}: catalog expects ${spec.sha256}, file has ${actual}`);
         this.logger.error(
           { model: spec.id, expected: spec.sha256, actual },
           'model checksum mismatch; not loading',
         );
         return;
+      }
+      if (spec.signature) {
+        try {
+          const verified = await checkModelSignature({ ...spec, signature: spec.signature }, actual);
+          this.logger.info(
+            { model: spec.id, modelDigest: verified.modelDigest, signer: verified.signer },
+            'model signature verified',
+          );
+        } catch (error) {
+          if (!(error instanceof ModelSignatureError)) throw error;
+          runner.fail(`model signature refused for ${spec.path}: ${error.message}`);
+          this.logger.error(
+            { model: spec.id, reason: error.message },
+            'model signature refused; not loading',
+          );
+          return;
+        }
       }
     }
     try {
