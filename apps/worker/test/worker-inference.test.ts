@@ -8,7 +8,8 @@ import {
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
-import type { EmbedResponse, TokenizeResponse } from '@airlock/contracts';
+import type { CompleteRequest, EmbedResponse, TokenizeResponse } from '@airlock/contracts';
+import { schemaLimitProblem } from '../../gateway/src/openai/schema-limits.js';
 import {
   MODELS_DIR,
   describeWithModels,
@@ -294,6 +295,65 @@ models:
     ).toBeDefined();
   });
 
+  it('keeps streaming another model’s tokens while a request compiles the largest accepted schema or sends a 3 MB prompt, and compiles a repeated schema once (counted in tokens, turns and compiles)', async () => {
+    const runner = worker.app.fleet.runnerFor('stories');
+    const schema = largestAcceptedSchema();
+    expect(schemaLimitProblem(schema)).toBeUndefined();
+    const schemaText = JSON.stringify(schema);
+    const huge = 'Once upon a time there was a story. '.repeat(Math.ceil((3 * 1024 * 1024) / 36));
+
+    // A: a long generation on the other model, counted token event by token event.
+    let aTokens = 0;
+    const a = worker.client.open('chat', {
+      model: 'stories-chat',
+      messages: [{ role: 'CHAT_ROLE_USER', content: 'Tell me a long story.' }],
+      sampling: { temperature: 1, seed: 7, maxTokens: 1500 },
+    });
+    a.on('data', (event) => {
+      if (event.event === 'textDelta') aTokens += 1;
+    });
+    const aDone = worker.client.collect(a);
+    while (aTokens < 3) await new Promise<void>((resolve) => setImmediate(resolve));
+
+    /** A's token events and this process's event-loop turns from B's submission to B's first event. */
+    const during = async (start: () => Promise<unknown>) => {
+      let turns = 0;
+      let ticking = true;
+      const tick = () => {
+        turns += 1;
+        if (ticking) setImmediate(tick);
+      };
+      const aBefore = aTokens;
+      setImmediate(tick);
+      await start().catch((error: unknown) => error);
+      ticking = false;
+      return { aTokens: aTokens - aBefore, turns };
+    };
+    const compiledBefore = runner.grammarsCompiled;
+    const firstOf = (request: CompleteRequest) => firstEvent(worker.client.open('complete', request));
+    const schemaRequest = {
+      model: 'stories',
+      prompt: 'Once upon a time',
+      sampling: { temperature: 0, maxTokens: 4, jsonSchema: schemaText },
+    };
+    const b = await during(() => firstOf(schemaRequest));
+    const repeat = await during(() => firstOf(schemaRequest));
+    const prompt = await during(() =>
+      firstOf({ model: 'stories', prompt: huge, sampling: { maxTokens: 1 } }),
+    );
+    // A's tokens kept arriving, over many loop turns, while B was prepared (measured: 2 tokens / 6 turns per
+    // schema request, 18 tokens / 154 turns for the 3 MB prompt); a loop blocked for the whole of B's
+    // preparation would deliver none before B's first event.
+    for (const window of [b, repeat, prompt]) {
+      expect(window.aTokens).toBeGreaterThanOrEqual(1);
+      expect(window.turns).toBeGreaterThanOrEqual(2);
+    }
+    // The repeated schema cost a digest lookup, not a second compile.
+    expect(runner.grammarsCompiled - compiledBefore).toBe(1);
+    a.cancel();
+    await aDone.catch(() => undefined);
+  });
+
   describe('bad input gets a clear error and the worker keeps serving', () => {
     const cases: [string, () => Promise<unknown>, status, string, RegExp][] = [
       [
@@ -412,3 +472,24 @@ models:
     expect(worker.log.text).not.toContain(result.text.trim());
   });
 });
+
+/**
+ * A schema at every limit the gateway enforces at once: 512 enum values, nesting 16 deep through a $ref
+ * into #/$defs/, repetition bounds of 256, just under 32 KiB.
+ */
+function largestAcceptedSchema(): Record<string, unknown> {
+  const values = (group: number) =>
+    Array.from({ length: 64 }, (_, index) => `value-${group}-${index}-${'x'.repeat(28)}`);
+  const properties: Record<string, unknown> = {};
+  for (let group = 0; group < 8; group += 1) properties[`choice${group}`] = { enum: values(group) };
+  let nested: Record<string, unknown> = { type: 'string', maxLength: 256 };
+  for (let depth = 0; depth < 6; depth += 1) {
+    nested = {
+      type: 'object',
+      properties: { inner: nested, count: { type: 'integer' } },
+      required: ['inner'],
+    };
+  }
+  properties.items = { type: 'array', maxItems: 256, items: { $ref: '#/$defs/nested' } };
+  return { type: 'object', properties, required: Object.keys(properties), $defs: { nested } };
+}

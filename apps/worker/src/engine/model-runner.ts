@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   HarmonyChatWrapper,
   JinjaTemplateChatWrapper,
@@ -61,6 +61,8 @@ export const MAX_EMBEDDING_INPUTS = 2048;
 const DEFAULT_CONTEXT_SIZE = 4096;
 /** Characters tokenized per event-loop turn when a long text is checked against the context. */
 export const TOKENIZE_SLICE_CHARS = 16_384;
+/** Compiled JSON-schema grammars kept per model (each is a small native object). */
+const GRAMMAR_CACHE_ENTRIES = 64;
 /** Tokens a cut between two slices may add (a merge split in two). */
 const SLICE_CUT_SLACK_TOKENS = 4;
 
@@ -98,6 +100,10 @@ export class ModelRunner {
   private readonly throughput = new ThroughputWindow();
   /** Slices tokenized by the long-text check, in total (tests count them: the work a request may cause). */
   tokenizeSlices = 0;
+  /** JSON-schema grammars compiled, in total (tests count them: a repeated schema compiles once). */
+  grammarsCompiled = 0;
+  /** Compiled grammars by schema digest, least recently used first: a repeated schema costs a lookup. */
+  private readonly grammarCache = new Map<string, LlamaGrammar>();
   /** Per-token metrics, bound to this model's label once: the per-token path stays cheap. */
   private readonly tokenMetrics: {
     generated: { inc(n: number): void };
@@ -478,6 +484,7 @@ export class ModelRunner {
     this.context = undefined;
     this.lockstep = undefined;
     this.model = undefined;
+    this.grammarCache.clear();
   }
 
   private requireReady(): { model: LlamaModel; chatWrapper: ChatWrapper } {
@@ -583,8 +590,24 @@ export class ModelRunner {
     } catch {
       throw invalidArgument(`${what} is not valid JSON`);
     }
+    const digest = createHash('sha256').update(schemaText).digest('hex');
+    const cached = this.grammarCache.get(digest);
+    if (cached) {
+      this.grammarCache.delete(digest);
+      this.grammarCache.set(digest, cached);
+      return cached;
+    }
+    // The compile is one synchronous native call (a few ms for the largest accepted schema): give the
+    // streams already in flight their turn first, so it never lands behind a pending token or tokenize slice.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     try {
-      return await this.model!.llama.createGrammarForJsonSchema(schema as never);
+      const grammar = await this.model!.llama.createGrammarForJsonSchema(schema as never);
+      this.grammarsCompiled += 1;
+      this.grammarCache.set(digest, grammar);
+      if (this.grammarCache.size > GRAMMAR_CACHE_ENTRIES) {
+        this.grammarCache.delete(this.grammarCache.keys().next().value!);
+      }
+      return grammar;
     } catch {
       // Fixed text: the grammar builder's message may quote property names and enum values.
       throw invalidArgument(`${what} is not supported by the grammar engine`);
