@@ -350,6 +350,11 @@ models:
     }
     // The repeated schema cost a digest lookup, not a second compile.
     expect(runner.grammarsCompiled - compiledBefore).toBe(1);
+    // Per tenant, like the prompt cache: another tenant's identical schema compiles anew (a hit would tell it
+    // which schema someone else sent), and that tenant's repeat is a hit again.
+    await firstOf({ ...schemaRequest, tenant: 'another-tenant' });
+    await firstOf({ ...schemaRequest, tenant: 'another-tenant' });
+    expect(runner.grammarsCompiled - compiledBefore).toBe(2);
     a.cancel();
     await aDone.catch(() => undefined);
   });

@@ -242,8 +242,9 @@ export class ModelRunner {
       ? await this.grammarForSchema(
           tools.find((tool) => tool.name === forced)?.parametersJsonSchema || '{}',
           'tools parameters',
+          options.tenant,
         )
-      : await this.grammarFor(request.sampling);
+      : await this.grammarFor(request.sampling, options.tenant);
     if (functions && grammar) throw invalidArgument('response_format cannot be combined with tools');
 
     let promptTokens: number;
@@ -336,7 +337,7 @@ export class ModelRunner {
   async complete(request: CompleteRequest, options: GenerationOptions): Promise<Finish> {
     const { model } = this.requireReady();
     const sampling = toLlamaSampling(request.sampling);
-    const grammar = await this.grammarFor(request.sampling);
+    const grammar = await this.grammarFor(request.sampling, options.tenant);
     await this.refuseCertainlyTooLong(request.prompt);
     const promptTokens = model.tokenize(request.prompt).length + (model.tokens.shouldPrependBosToken ? 1 : 0);
     const maxTokens = this.generationBudget(promptTokens, request.sampling);
@@ -576,21 +577,25 @@ export class ModelRunner {
     return new HarmonyChatWrapper({ reasoningEffort: level });
   }
 
-  private async grammarFor(sampling: SamplingParams | undefined): Promise<LlamaGrammar | undefined> {
+  private async grammarFor(
+    sampling: SamplingParams | undefined,
+    tenant: string,
+  ): Promise<LlamaGrammar | undefined> {
     if (sampling?.jsonSchema)
-      return this.grammarForSchema(sampling.jsonSchema, 'response_format json_schema');
+      return this.grammarForSchema(sampling.jsonSchema, 'response_format json_schema', tenant);
     if (sampling?.jsonObject) return this.model!.llama.getGrammarFor('json');
     return undefined;
   }
 
-  private async grammarForSchema(schemaText: string, what: string): Promise<LlamaGrammar> {
+  private async grammarForSchema(schemaText: string, what: string, tenant: string): Promise<LlamaGrammar> {
     let schema: unknown;
     try {
       schema = JSON.parse(schemaText);
     } catch {
       throw invalidArgument(`${what} is not valid JSON`);
     }
-    const digest = createHash('sha256').update(schemaText).digest('hex');
+    // Per tenant, like the prompt cache: a hit (no compile) must not tell one tenant which schema another sent.
+    const digest = createHash('sha256').update(tenant).update('\0').update(schemaText).digest('hex');
     const cached = this.grammarCache.get(digest);
     if (cached) {
       this.grammarCache.delete(digest);
