@@ -10,12 +10,14 @@
 //                                     (*.cdx.json: Debian + npm packages in each image), images.json and DIGESTS
 //   docs/air-gapped-install.md        the install guide
 //   SHA256SUMS                        checksums of every file above (verify with: sha256sum -c SHA256SUMS)
+//   SHA256SUMS.sig (with --signing-key) Ed25519 signature of SHA256SUMS, checked with the public key you hold:
+//                                     openssl pkeyutl -verify -pubin -inkey KEY.pub -rawin -in SHA256SUMS -sigfile SHA256SUMS.sig
 // Runs offline: helm comes from node_modules (scripts/install-helm.mjs), the SBOMs from the installed tree.
-// Usage: node scripts/build-offline-bundle.mjs [--out <dir>] [--images <dir>]
+// Usage: node scripts/build-offline-bundle.mjs [--out <dir>] [--images <dir>] [--signing-key <ed25519 private key PEM>]
 //   --out     default: dist/airlock-offline-<version>
 //   --images  the output of `npm run images` (usually dist/images) to carry in the bundle
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import {
   cpSync,
   existsSync,
@@ -38,7 +40,9 @@ const chart = parseYaml(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8'));
 function parseArgs(argv) {
   const outIndex = argv.indexOf('--out');
   const imagesIndex = argv.indexOf('--images');
+  const keyIndex = argv.indexOf('--signing-key');
   return {
+    signingKey: keyIndex >= 0 ? resolve(argv[keyIndex + 1]) : undefined,
     out: resolve(outIndex >= 0 ? argv[outIndex + 1] : join(root, 'dist', `airlock-offline-${chart.version}`)),
     images: imagesIndex >= 0 ? resolve(argv[imagesIndex + 1]) : undefined,
   };
@@ -165,7 +169,7 @@ function sha256sums(out) {
     for (const name of readdirSync(dir).sort()) {
       const path = join(dir, name);
       if (statSync(path).isDirectory()) walk(path);
-      else if (path !== join(out, 'SHA256SUMS')) files.push(path);
+      else if (path !== join(out, 'SHA256SUMS') && path !== join(out, 'SHA256SUMS.sig')) files.push(path);
     }
   };
   walk(out);
@@ -175,8 +179,12 @@ function sha256sums(out) {
     .concat('\n');
 }
 
-export function buildOfflineBundle({ out, images }) {
+export function buildOfflineBundle({ out, images, signingKey }) {
   const imagesSummary = images ? readImagesSummary(images) : undefined;
+  // Read (and checked to be Ed25519) before anything is built: a wrong key fails fast.
+  const key = signingKey ? createPrivateKey(readFileSync(signingKey)) : undefined;
+  if (key && key.asymmetricKeyType !== 'ed25519')
+    throw new Error(`--signing-key: ${signingKey} is not an Ed25519 private key`);
   const { helm } = installHelmTools();
   rmSync(out, { recursive: true, force: true });
   mkdirSync(join(out, 'chart'), { recursive: true });
@@ -193,18 +201,25 @@ export function buildOfflineBundle({ out, images }) {
   writeFileSync(join(out, 'model-catalog.template.yaml'), catalogTemplate);
   const services = writeSboms(out);
   const builtImages = images ? copyImages(images, imagesSummary, out) : [];
-  writeFileSync(join(out, 'SHA256SUMS'), sha256sums(out));
-  return { out, services, builtImages };
+  const sums = sha256sums(out);
+  writeFileSync(join(out, 'SHA256SUMS'), sums);
+  // A signature over the checksum list vouches for every file in it; its public key travels separately.
+  if (key) writeFileSync(join(out, 'SHA256SUMS.sig'), cryptoSign(null, Buffer.from(sums), key));
+  return { out, services, builtImages, signed: key !== undefined };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   try {
-    const { out, services, builtImages } = buildOfflineBundle(parseArgs(process.argv.slice(2)));
+    const { out, services, builtImages, signed } = buildOfflineBundle(parseArgs(process.argv.slice(2)));
     console.log(`offline bundle: ${out}`);
     console.log(
       `  chart ${chart.name}-${chart.version}.tgz, images.txt, SBOMs for ${services.join(', ')}, SHA256SUMS`,
     );
     if (builtImages.length > 0) console.log(`  images/: OCI archives and SBOMs of ${builtImages.join(', ')}`);
+    if (signed)
+      console.log(
+        `  signed: openssl pkeyutl -verify -pubin -inkey <public key> -rawin -in SHA256SUMS -sigfile SHA256SUMS.sig`,
+      );
     console.log(`  verify after copying: (cd ${out} && sha256sum -c SHA256SUMS)`);
   } catch (error) {
     console.error(`build-offline-bundle: ${error.stderr?.toString().trim() || error.message}`);

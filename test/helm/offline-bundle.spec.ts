@@ -1,6 +1,6 @@
 // The offline bundle command, run for real (helm package, cyclonedx-npm over the installed tree), into a temp dir.
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -14,13 +14,20 @@ interface CycloneDx {
 
 describe('scripts/build-offline-bundle.mjs', () => {
   const out = join(mkdtempSync(join(tmpdir(), 'airlock-bundle-')), 'bundle');
+  // The release manager's offline signing key; the public half is what the hospital receives out of band.
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const keyFile = join(out, '..', 'release-signing-key.pem');
+  const publicKeyFile = join(out, '..', 'release-signing-key.pub.pem');
   let run: ReturnType<typeof spawnSync>;
 
   beforeAll(() => {
-    run = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'build-offline-bundle.mjs'), '--out', out], {
-      encoding: 'utf8',
-      cwd: repoRoot,
-    });
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    writeFileSync(publicKeyFile, publicKey.export({ type: 'spki', format: 'pem' }));
+    run = spawnSync(
+      process.execPath,
+      [join(repoRoot, 'scripts', 'build-offline-bundle.mjs'), '--out', out, '--signing-key', keyFile],
+      { encoding: 'utf8', cwd: repoRoot },
+    );
   }, 120_000);
   afterAll(() => rmSync(join(out, '..'), { recursive: true, force: true }));
 
@@ -37,11 +44,32 @@ describe('scripts/build-offline-bundle.mjs', () => {
       expect(createHash('sha256').update(readFileSync(join(out, file))).digest('hex')).toBe(digest);
     }
     const files = readdirSync(out, { recursive: true, withFileTypes: true })
-      .filter((entry) => entry.isFile() && entry.name !== 'SHA256SUMS')
+      .filter((entry) => entry.isFile() && entry.name !== 'SHA256SUMS' && entry.name !== 'SHA256SUMS.sig')
       .map((entry) => relative(out, join(entry.parentPath, entry.name)));
     expect([...listed.keys()].sort()).toEqual(files.sort());
     expect(listed.has('chart/airlock-0.1.0.tgz')).toBe(true);
     expect(listed.has('model-catalog.template.yaml')).toBe(true);
+  });
+
+  it("signs the checksum list with the release key: the guide's openssl command accepts it, a changed list fails", () => {
+    const sums = readFileSync(join(out, 'SHA256SUMS'));
+    const signature = readFileSync(join(out, 'SHA256SUMS.sig'));
+    const trusted = createPublicKey(readFileSync(publicKeyFile));
+    expect(verify(null, sums, trusted, signature)).toBe(true);
+    expect(verify(null, Buffer.concat([sums, Buffer.from('0'.repeat(64) + '  extra\n')]), trusted, signature)).toBe(false);
+    const openssl = spawnSync('openssl', ['version'], { encoding: 'utf8' });
+    if (openssl.status !== 0) {
+      process.stderr.write('offline-bundle: openssl not installed; its verify command is not run\n');
+      return;
+    }
+    const check = (file: string) =>
+      spawnSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', publicKeyFile, '-rawin', '-in', file, '-sigfile', join(out, 'SHA256SUMS.sig')], {
+        encoding: 'utf8',
+      });
+    expect(check(join(out, 'SHA256SUMS')).stdout).toContain('Signature Verified Successfully');
+    const forged = join(out, '..', 'SHA256SUMS.forged');
+    writeFileSync(forged, Buffer.concat([sums, Buffer.from('x')]));
+    expect(check(forged).status).not.toBe(0);
   });
 
   it('packages a chart that lints and renders like the source chart', () => {
