@@ -51,7 +51,7 @@ function serverUser() {
 
 /**
  * Initialises `dir` on first use (superuser "postgres", SCRAM password auth; the password is kept in
- * `${dir}.password`, mode 0600, and reused) and starts the server on host:port. `durable: false` turns off fsync
+ * `${dir}.password`, mode 0600, and reused; `trust: true` for throw-away test clusters) and starts the server on host:port. `durable: false` turns off fsync
  * and synchronous commit: for throw-away test clusters only. Resolves once it accepts connections.
  */
 export async function startPostgresServer({
@@ -60,6 +60,7 @@ export async function startPostgresServer({
   host = '127.0.0.1',
   durable = true,
   maxConnections = 100,
+  trust = false,
 }) {
   const { initdb, postgres } = await postgresBinaries();
   const user = serverUser();
@@ -85,7 +86,7 @@ export async function startPostgresServer({
           `--pgdata=${dir}`,
           '--username=postgres',
           `--pwfile=${pwfile}`,
-          '--auth=scram-sha-256',
+          trust ? '--auth=trust' : '--auth=scram-sha-256',
           '--encoding=UTF8',
           '--no-locale',
         ],

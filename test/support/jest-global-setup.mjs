@@ -64,6 +64,8 @@ export default async function globalSetup() {
     port: await freePort(),
     durable: false,
     maxConnections: 200,
+    // Trust on loopback, like the machine's server: suites log in as roles they create without passwords.
+    trust: true,
   });
   process.env.AIRLOCK_TEST_DATABASE_URL = server.url;
   globalThis.airlockTestPostgres = { server, root };
