@@ -1,6 +1,7 @@
 // What a hospital's platform team plugs in: their CA bundle, their own volumes and variables, a PostgreSQL client
 // certificate, a way in (Ingress or Gateway API HTTPRoute) that keeps streams flowing, and the proxies whose
 // X-Forwarded-For the audit may believe. Rendered from ci/full-values.yaml with the real Helm binary.
+import { parse } from 'yaml';
 import { ofKind, renderChart, type KubeObject } from './helm-harness.js';
 
 interface Container {
@@ -117,5 +118,30 @@ describe('registry credentials', () => {
     });
     expect(pods.length).toBeGreaterThanOrEqual(5);
     for (const pod of pods) expect(pod.imagePullSecrets).toEqual([{ name: 'harbor-pull' }]);
+  });
+});
+
+describe('split GGUF models', () => {
+  it("puts every part's sha256 into the worker's catalog, so the worker checks all of them", () => {
+    const digest = (c: string) => c.repeat(64);
+    const objects = renderChart({
+      valuesFile: 'presets/gpt-oss-120b-80gb.yaml',
+      set: [
+        `models.gpt-oss-120b.sha256=${digest('a')}`,
+        'models.gpt-oss-120b.parts[0].file=gpt-oss-120b-mxfp4-00002-of-00003.gguf',
+        `models.gpt-oss-120b.parts[0].sha256=${digest('b')}`,
+        'models.gpt-oss-120b.parts[1].file=gpt-oss-120b-mxfp4-00003-of-00003.gguf',
+        `models.gpt-oss-120b.parts[1].sha256=${digest('C')}`,
+      ],
+    });
+    const catalog = ofKind<KubeObject & { data: Record<string, string> }>(objects, 'ConfigMap').find((c) =>
+      c.metadata.name.endsWith('-model-catalog'),
+    )!;
+    const entry = (parse(catalog.data['gpt-oss-120b.yaml']) as { models: Record<string, unknown>[] }).models[0];
+    expect(entry.sha256).toBe(digest('a'));
+    expect(entry.parts).toEqual([
+      { path: '/models/gpt-oss-120b-mxfp4-00002-of-00003.gguf', sha256: digest('b') },
+      { path: '/models/gpt-oss-120b-mxfp4-00003-of-00003.gguf', sha256: digest('c') },
+    ]);
   });
 });

@@ -37,6 +37,7 @@ models:
       gpuLayers: 'max',
       gpu: 'cuda',
       embeddings: false,
+      parts: [],
     });
     expect(embedder).toMatchObject({
       path: '/models/e.gguf',

@@ -33,6 +33,11 @@ export interface ModelSpec {
    * trusts (both absolute). The model is refused when it is unsigned, signed by another key or differs.
    */
   signature?: { bundle: string; publicKey: string };
+  /**
+   * The other files of a split GGUF (`…-00002-of-00003.gguf`, …; llama.cpp opens them from the first part's name),
+   * each with its SHA-256, verified before loading like the first part's.
+   */
+  parts: { path: string; sha256: string }[];
 }
 
 const modelId = z
@@ -60,6 +65,20 @@ const entrySchema = z
       .object({ bundle: z.string().min(1), publicKey: z.string().min(1) })
       .strict()
       .optional(),
+    parts: z
+      .array(
+        z
+          .object({
+            path: z.string().min(1),
+            sha256: z
+              .string()
+              .regex(/^[0-9a-fA-F]{64}$/, 'a 64-digit hex SHA-256')
+              .transform((s) => s.toLowerCase()),
+          })
+          .strict(),
+      )
+      .max(256)
+      .default([]),
   })
   .strict();
 
@@ -89,6 +108,7 @@ export function parseCatalog(document: unknown, baseDir: string, source = 'catal
   const specs = parsed.data.models.map((entry) => ({
     ...entry,
     path: resolve(baseDir, entry.path),
+    parts: entry.parts.map((part) => ({ ...part, path: resolve(baseDir, part.path) })),
     ...(entry.signature
       ? {
           signature: {

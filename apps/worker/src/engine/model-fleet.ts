@@ -173,6 +173,19 @@ export class ModelFleet {
         }
       }
     }
+    // Every part of a split GGUF is checked, not only the first one that the catalog names.
+    for (const part of spec.parts) {
+      const actual = await this.digests.sha256(part.path).catch(() => undefined);
+      if (actual !== part.sha256) {
+        runner.fail(
+          actual === undefined
+            ? `model part ${part.path} does not exist or cannot be read`
+            : `sha256 mismatch for ${part.path}: catalog expects ${part.sha256}, file has ${actual}`,
+        );
+        this.logger.error({ model: spec.id, file: part.path }, 'model part missing or changed; not loading');
+        return;
+      }
+    }
     try {
       const llama = await this.runtime.get(spec.gpu);
       await runner.load(llama);

@@ -6,6 +6,12 @@ mounted at /models. Pass (dict "model" $model).
 {{- $m := .model }}
 {{- $entry := dict "id" $m.id "path" (printf "/models/%s" ($m.file | trimPrefix "/")) }}
 {{- with $m.sha256 }}{{ $_ := set $entry "sha256" (lower .) }}{{ end }}
+{{- /* The later files of a split GGUF, each checked like the first: only those with a recorded sha256. */}}
+{{- $parts := list }}
+{{- range $m.parts }}
+{{- if .sha256 }}{{ $parts = append $parts (dict "path" (printf "/models/%s" (.file | trimPrefix "/")) "sha256" (lower .sha256)) }}{{ end }}
+{{- end }}
+{{- with $parts }}{{ $_ := set $entry "parts" . }}{{ end }}
 {{- range $key := list "contextSize" "parallel" "queueSize" "gpuLayers" "gpu" "threads" "embeddings" "chatTemplate" }}
 {{- if hasKey $m $key }}{{ $_ := set $entry $key (get $m $key) }}{{ end }}
 {{- end }}
