@@ -23,6 +23,8 @@ describe('audit contract', () => {
       'ListAuditCheckpoints',
       'ListTenants',
       'QueryAuditRecords',
+      'RecordRefusal',
+      'ReportUsage',
       'RevokeApiKey',
       'StoreResponse',
       'UpsertTenant',
