@@ -30,7 +30,7 @@ import type { ModelSpec } from '../catalog/model-catalog.js';
 import { toChatFunctions, toChatHistory } from './chat-history.js';
 import { DecodeLockstep } from './decode-lockstep.js';
 import { systemFingerprint } from './fingerprint.js';
-import { generateWithLogprobs } from './logprob-generation.js';
+import { generateWithLogprobs, type LogprobGenerationOptions } from './logprob-generation.js';
 import { toLlamaSampling } from './sampling.js';
 import { SlotScheduler, type SlotLease } from './slot-scheduler.js';
 import { ThroughputWindow } from './throughput-window.js';
@@ -267,21 +267,14 @@ export class ModelRunner {
       }
       const state = wrapper.generateContextState({ chatHistory: history });
       const tokens = state.contextText.tokenize(model.tokenizer);
-      return this.generate('chat', options, promptTokens, (sequence, onTokens) =>
-        generateWithLogprobs({
-          sequence,
-          model,
-          promptTokens: tokens,
-          sampling,
-          tokenBias,
-          maxTokens,
-          topLogprobs: request.sampling?.topLogprobs ?? 0,
-          signal: options.signal,
-          onTokens,
-          onText: (text) => options.onEvent({ event: 'textDelta', textDelta: text }),
-          onLogprobs: (logprobs) => options.onEvent({ event: 'logprobs', logprobs: { tokens: logprobs } }),
-        }),
-      );
+      return this.generateWithLogprobs('chat', options, promptTokens, {
+        model,
+        promptTokens: tokens,
+        sampling,
+        tokenBias,
+        maxTokens,
+        topLogprobs: request.sampling?.topLogprobs ?? 0,
+      });
     }
 
     return this.generate('chat', options, promptTokens, async (sequence, onTokens) => {
@@ -353,21 +346,14 @@ export class ModelRunner {
       if (grammar) throw featureNotSupported('logprobs are not supported together with a JSON grammar');
       const bos = model.tokens.shouldPrependBosToken && model.tokens.bos !== null ? [model.tokens.bos] : [];
       const tokens = [...bos, ...model.tokenize(request.prompt)];
-      return this.generate('completion', options, promptTokens, (sequence, onTokens) =>
-        generateWithLogprobs({
-          sequence,
-          model,
-          promptTokens: tokens,
-          sampling,
-          tokenBias,
-          maxTokens,
-          topLogprobs: request.sampling?.topLogprobs ?? 0,
-          signal: options.signal,
-          onTokens,
-          onText: (text) => options.onEvent({ event: 'textDelta', textDelta: text }),
-          onLogprobs: (logprobs) => options.onEvent({ event: 'logprobs', logprobs: { tokens: logprobs } }),
-        }),
-      );
+      return this.generateWithLogprobs('completion', options, promptTokens, {
+        model,
+        promptTokens: tokens,
+        sampling,
+        tokenBias,
+        maxTokens,
+        topLogprobs: request.sampling?.topLogprobs ?? 0,
+      });
     }
 
     return this.generate('completion', options, promptTokens, async (sequence, onTokens) => {
@@ -617,6 +603,25 @@ export class ModelRunner {
       // Fixed text: the grammar builder's message may quote property names and enum values.
       throw invalidArgument(`${what} is not supported by the grammar engine`);
     }
+  }
+
+  /** A generation that reports token log probabilities (chat and completion alike), streamed as events. */
+  private generateWithLogprobs(
+    kind: 'chat' | 'completion',
+    options: GenerationOptions,
+    promptTokenCount: number,
+    generation: Omit<LogprobGenerationOptions, 'sequence' | 'signal' | 'onTokens' | 'onText' | 'onLogprobs'>,
+  ): Promise<Finish> {
+    return this.generate(kind, options, promptTokenCount, (sequence, onTokens) =>
+      generateWithLogprobs({
+        ...generation,
+        sequence,
+        signal: options.signal,
+        onTokens,
+        onText: (text) => options.onEvent({ event: 'textDelta', textDelta: text }),
+        onLogprobs: (logprobs) => options.onEvent({ event: 'logprobs', logprobs: { tokens: logprobs } }),
+      }),
+    );
   }
 
   /**
