@@ -52,7 +52,9 @@ function serverUser() {
 /**
  * Initialises `dir` on first use (superuser "postgres", SCRAM password auth; the password is kept in
  * `${dir}.password`, mode 0600, and reused; `trust: true` for throw-away test clusters) and starts the server on host:port. `durable: false` turns off fsync
- * and synchronous commit: for throw-away test clusters only. Resolves once it accepts connections.
+ * and synchronous commit: for throw-away test clusters only. `binaries` ({ initdb, postgres }) runs another
+ * installation than the npm package's (the backup test's server of the machine's pg_dump major). Resolves once it
+ * accepts connections.
  */
 export async function startPostgresServer({
   dir,
@@ -61,8 +63,9 @@ export async function startPostgresServer({
   durable = true,
   maxConnections = 100,
   trust = false,
+  binaries,
 }) {
-  const { initdb, postgres } = await postgresBinaries();
+  const { initdb, postgres } = binaries ?? (await postgresBinaries());
   const user = serverUser();
   const spawnAs = user ? { uid: user.uid, gid: user.gid } : {};
   const passwordFile = `${dir}.password`;

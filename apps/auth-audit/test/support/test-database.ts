@@ -24,7 +24,11 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(driver: TestDriver): Promise<TestDatabase> {
+/** `adminUrl`: another PostgreSQL server than the run's (a suite that starts its own). */
+export async function createTestDatabase(
+  driver: TestDriver,
+  { adminUrl = ADMIN_DATABASE_URL }: { adminUrl?: string } = {},
+): Promise<TestDatabase> {
   const dataDir = await mkdtemp(join(tmpdir(), 'airlock-auth-audit-'));
   if (driver === 'pglite') {
     return {
@@ -37,11 +41,11 @@ export async function createTestDatabase(driver: TestDriver): Promise<TestDataba
     };
   }
   const name = `airlock_audit_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+  const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`create database ${name}`);
   await admin.end();
-  const url = new URL(ADMIN_DATABASE_URL);
+  const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return {
     driver,
@@ -49,7 +53,7 @@ export async function createTestDatabase(driver: TestDriver): Promise<TestDataba
     dataDir,
     superuser: () => new pg.Client({ connectionString: url.toString() }),
     drop: async () => {
-      const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+      const client = new pg.Client({ connectionString: adminUrl });
       await client.connect();
       await client.query(`drop database if exists ${name} with (force)`);
       await client.end();
