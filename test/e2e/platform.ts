@@ -70,12 +70,22 @@ async function stopChild(child: ChildProcess | null): Promise<void> {
   }
 }
 
+export interface ExtraModel {
+  id: string;
+  embeddings: boolean;
+  file?: string;
+  signature?: { bundle: string; publicKey: string };
+}
+
 export interface PlatformOptions {
   database: 'pglite' | 'postgres';
   /** The test model to serve (a file `<model>.gguf` in the models folder); default stories260K. */
   model?: string;
-  /** More models on the same worker, e.g. one without embeddings. */
-  extraModels?: { id: string; embeddings: boolean }[];
+  /**
+   * More models on the same worker, e.g. one without embeddings; `file` (default `<id>.gguf`) in the models folder,
+   * `signature` the catalog's (absolute paths of the bundle and the trusted public key).
+   */
+  extraModels?: ExtraModel[];
   /** Gives auth-audit a content key, so that tenants may capture `full` content (and store responses). */
   contentKeys?: boolean;
   /** Gateway settings; a function is called once the worker's address is known. */
@@ -150,10 +160,13 @@ export class Platform {
     const catalog = join(this.dataDir, 'models.yaml');
     await writeFile(
       catalog,
-      [{ id: this.model, embeddings: true }, ...(this.options.extraModels ?? [])]
+      [{ id: this.model, embeddings: true } as ExtraModel, ...(this.options.extraModels ?? [])]
         .map(
           (m) =>
-            `  - id: ${m.id}\n    path: ${join(modelsDir(), `${m.id}.gguf`)}\n    parallel: 4\n    threads: 1\n    embeddings: ${m.embeddings}\n`,
+            `  - id: ${m.id}\n    path: ${join(modelsDir(), m.file ?? `${m.id}.gguf`)}\n    parallel: 4\n    threads: 1\n    embeddings: ${m.embeddings}\n` +
+            (m.signature
+              ? `    signature:\n      bundle: ${m.signature.bundle}\n      publicKey: ${m.signature.publicKey}\n`
+              : ''),
         )
         .reduce((yaml, entry) => yaml + entry, 'models:\n'),
     );

@@ -32,6 +32,16 @@ export function text(value: string | undefined, field: string, maxLength: number
   return result;
 }
 
+const MODEL_DIGESTS = /^[0-9a-f]{64}(,[0-9a-f]{64}){0,15}$/;
+
+/** The answering model's file digests: lower-case hex SHA-256s, comma-separated (at most 16), or none. */
+export function modelDigests(value: string | undefined, field: string): string {
+  const result = value ?? '';
+  if (result && !MODEL_DIGESTS.test(result))
+    throw invalidArgument(`${field} must be lower-case hex SHA-256 digests, comma-separated (at most 16)`);
+  return result;
+}
+
 export function tenantId(value: string | undefined, field = 'tenant'): string {
   if (!value || !TENANT_ID_PATTERN.test(value)) {
     throw invalidArgument(`${field} must be 1..64 characters of [a-z0-9_-], starting with a letter or digit`);

@@ -213,7 +213,9 @@ describe.each(DRIVERS)('audit query and export on %s', (driver) => {
       requestId: 'export-1',
     });
     const lines = exported.text.trimEnd().split('\r\n');
-    expect(lines[0]).toBe([...FIELDS, 'hash', 'client_request_id', 'field_flags'].join(','));
+    expect(lines[0]).toBe(
+      [...FIELDS, 'hash', 'client_request_id', 'field_flags', 'model_sha256', 'model_signer'].join(','),
+    );
     expect(lines).toHaveLength(4);
     expect(lines[1]).toContain('"test, ""quoted"""');
     const { records } = await running.client.queryAuditRecords({

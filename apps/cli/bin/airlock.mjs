@@ -165,6 +165,9 @@ withFilters(audit.command('query'))
       'status_code',
       'prompt_tokens',
       'completion_tokens',
+      // The weights that answered (completions): compare with sha256sum and the signer's key fingerprint.
+      'model_sha256',
+      'model_signer',
     ]);
   });
 withFilters(audit.command('export'))
@@ -376,14 +379,18 @@ model
     const { readFileSync } = await import('node:fs');
     const { verifyModelSignature, ModelSignatureError } = await modelSigning();
     try {
+      const sha256 = await sha256File(file);
       const verified = verifyModelSignature(
         readFileSync(options.signature ?? `${file}.sig`, 'utf8'),
         readFileSync(options.publicKey, 'utf8'),
-        [{ name: basename(file), sha256: await sha256File(file) }],
+        [{ name: basename(file), sha256 }],
       );
       const json = command.optsWithGlobals().json === true;
+      // The file's sha256 and the signer are what audit records name (model_sha256, model_signer).
       process.stdout.write(
-        json ? `${JSON.stringify(verified)}\n` : `OK ${verified.modelDigest} signed by ${verified.signer}\n`,
+        json
+          ? `${JSON.stringify(verified)}\n`
+          : `OK ${basename(file)} sha256 ${sha256} signed by ${verified.signer}\n`,
       );
     } catch (error) {
       if (error instanceof ModelSignatureError) throw new CliError(`signature refused: ${error.message}`);

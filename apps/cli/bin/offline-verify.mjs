@@ -11,16 +11,23 @@ const FIELDS = (
 ).split(' ');
 const GENESIS = '0'.repeat(64);
 
-/** v1, or v2 (client_request_id and field_flags appended) when either is non-empty: docs/audit-log.md. */
+/**
+ * docs/audit-log.md: v3 (v2's fields, then model_sha256 and model_signer) when either model field is non-empty;
+ * else v2 (client_request_id and field_flags appended) when either of those is; else v1.
+ */
 function canonicalText(record) {
   const v1 = FIELDS.map((field) => record[field]);
+  const v2 = [record.client_request_id ?? '', record.field_flags ?? ''];
+  if (record.model_sha256 || record.model_signer)
+    return JSON.stringify([
+      'airlock.audit.v3',
+      ...v1,
+      ...v2,
+      record.model_sha256 ?? '',
+      record.model_signer ?? '',
+    ]);
   if (!record.client_request_id && !record.field_flags) return JSON.stringify(['airlock.audit.v1', ...v1]);
-  return JSON.stringify([
-    'airlock.audit.v2',
-    ...v1,
-    record.client_request_id ?? '',
-    record.field_flags ?? '',
-  ]);
+  return JSON.stringify(['airlock.audit.v2', ...v1, ...v2]);
 }
 const sha256 = (...parts) => {
   const hash = createHash('sha256');

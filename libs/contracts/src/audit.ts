@@ -119,6 +119,9 @@ export interface CompleteRequest {
   worker?: string;
   responseBody?: Buffer | Uint8Array;
   responseBodyBytes?: number;
+  /** The answering model's file SHA-256 and signer, as its worker reported them. */
+  modelSha256?: string;
+  modelSigner?: string;
 }
 
 export interface CompleteResponse {
@@ -299,6 +302,8 @@ export interface AuditRecord {
   hash: string;
   clientRequestId: string;
   fieldFlags: string;
+  modelSha256: string;
+  modelSigner: string;
 }
 
 export interface AuditFilter {

@@ -101,11 +101,20 @@ export interface Usage {
   cachedTokens: number;
 }
 
+/** Which weights answered: the file's SHA-256 and, when signed and verified, the signer's key fingerprint. */
+export interface ModelProvenance {
+  sha256: string;
+  /** `sha256:<hex>` of the trusted public key; '' for a model loaded without a signature. */
+  signer: string;
+}
+
 export interface Finish {
   finishReason: FinishReason;
   usage: Usage;
   timeToFirstTokenMs: number;
   queueWaitMs: number;
+  /** null when the worker sent none (an older worker). */
+  model?: ModelProvenance | null;
 }
 
 export interface ChatRequest {
@@ -154,6 +163,7 @@ export interface EmbedRequest {
 export interface EmbedResponse {
   embeddings: { values: number[] }[];
   promptTokens: number;
+  model?: ModelProvenance | null;
 }
 
 export interface TokenizeRequest {
@@ -187,6 +197,8 @@ export interface ModelStatus {
   servesEmbeddings: boolean;
   chatFormat: string;
   systemFingerprint: string;
+  /** null until the model's file is verified. */
+  provenance?: ModelProvenance | null;
 }
 
 export interface GetStatusResponse {

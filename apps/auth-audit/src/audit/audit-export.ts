@@ -1,10 +1,20 @@
-import { CANONICAL_FIELDS, CANONICAL_FIELDS_V2, type AuditRecordRow } from './audit-record.js';
+import {
+  CANONICAL_FIELDS,
+  CANONICAL_FIELDS_V2,
+  CANONICAL_FIELDS_V3,
+  type AuditRecordRow,
+} from './audit-record.js';
 
 /**
  * Export columns: the stored fields under their stored names (the ones the hash covers, then the hash), so
  * that an auditor can recompute the chain from an export alone.
  */
-export const EXPORT_COLUMNS = [...CANONICAL_FIELDS, 'hash', ...CANONICAL_FIELDS_V2] as const;
+export const EXPORT_COLUMNS = [
+  ...CANONICAL_FIELDS,
+  'hash',
+  ...CANONICAL_FIELDS_V2,
+  ...CANONICAL_FIELDS_V3,
+] as const;
 
 type ExportRecord = Record<(typeof EXPORT_COLUMNS)[number], string | number>;
 

@@ -10,6 +10,8 @@ export type AuditRecordDraft = Omit<AuditRecordRow, 'sequence' | 'time' | 'prev_
 export const CANONICAL_VERSION = 'airlock.audit.v1';
 /** v1 plus client_request_id and field_flags; used when either is non-empty (docs/audit-log.md). */
 export const CANONICAL_VERSION_2 = 'airlock.audit.v2';
+/** v2 plus model_sha256 and model_signer; used when either is non-empty. */
+export const CANONICAL_VERSION_3 = 'airlock.audit.v3';
 
 /**
  * The fields the hash covers, in this order (docs/audit-log.md). Changing the order, adding a field or
@@ -54,8 +56,14 @@ export const CANONICAL_FIELDS_V2 = [
   'field_flags',
 ] as const satisfies readonly (keyof AuditRecordRow)[];
 
+/** Appended after CANONICAL_FIELDS_V2 in version 3. */
+export const CANONICAL_FIELDS_V3 = [
+  'model_sha256',
+  'model_signer',
+] as const satisfies readonly (keyof AuditRecordRow)[];
+
 type CanonicalInput = Pick<AuditRecordRow, (typeof CANONICAL_FIELDS)[number]> &
-  Partial<Pick<AuditRecordRow, (typeof CANONICAL_FIELDS_V2)[number]>>;
+  Partial<Pick<AuditRecordRow, (typeof CANONICAL_FIELDS_V2)[number] | (typeof CANONICAL_FIELDS_V3)[number]>>;
 
 /**
  * The canonical text: a JSON array (ECMAScript JSON.stringify: no whitespace, UTF-8) of the version tag
@@ -63,13 +71,17 @@ type CanonicalInput = Pick<AuditRecordRow, (typeof CANONICAL_FIELDS)[number]> &
  */
 export function canonicalRecordText(record: CanonicalInput): string {
   const v1 = CANONICAL_FIELDS.map((field) => (field === 'time' ? record.time.toISOString() : record[field]));
-  // Records without the v2 fields hash exactly as before, so every existing chain still verifies.
+  const v2 = CANONICAL_FIELDS_V2.map((field) => record[field] ?? '');
+  // The lowest version that holds every non-empty field: records written before a version hash as before.
+  if (record.model_sha256 || record.model_signer)
+    return JSON.stringify([
+      CANONICAL_VERSION_3,
+      ...v1,
+      ...v2,
+      ...CANONICAL_FIELDS_V3.map((field) => record[field] ?? ''),
+    ]);
   if (!record.client_request_id && !record.field_flags) return JSON.stringify([CANONICAL_VERSION, ...v1]);
-  return JSON.stringify([
-    CANONICAL_VERSION_2,
-    ...v1,
-    ...CANONICAL_FIELDS_V2.map((field) => record[field] ?? ''),
-  ]);
+  return JSON.stringify([CANONICAL_VERSION_2, ...v1, ...v2]);
 }
 
 /** Hex SHA-256 of the canonical text. */
@@ -108,5 +120,7 @@ export function emptyDraft(): AuditRecordDraft {
     details_json: '',
     client_request_id: '',
     field_flags: '',
+    model_sha256: '',
+    model_signer: '',
   };
 }

@@ -76,6 +76,9 @@ export interface CompleteOp {
   responseBody?: Uint8Array;
   /** The whole response's size when responseBody is only its first part (over the audit limit). */
   responseBodyBytes?: number;
+  /** The answering model's file SHA-256(s) and signer(s), as the workers reported them. */
+  modelSha256?: string;
+  modelSigner?: string;
 }
 
 /** Actions whose end is the admin action record the gateway appends, not a Complete: no lease. */
@@ -472,6 +475,8 @@ function completeDraft(
     response_digest: sealed.digest,
     response_ciphertext: sealed.ciphertext,
     content_key_id: sealed.keyId,
+    model_sha256: op.modelSha256 ?? '',
+    model_signer: op.modelSigner ?? '',
   };
 }
 

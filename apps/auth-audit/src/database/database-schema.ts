@@ -84,6 +84,10 @@ export interface AuditRecordsTable {
   client_request_id: string;
   /** Fields stored altered to be storable, e.g. "user_agent:truncated,model:escaped" (canonical v2). */
   field_flags: string;
+  /** Completions: hex SHA-256 of the answering model's file (comma-separated when several; canonical v3). */
+  model_sha256: string;
+  /** Completions: who signed it, "sha256:<key fingerprint>", '' when unsigned (aligned with model_sha256). */
+  model_signer: string;
 }
 
 /** Allowed requests whose completion record is not in yet: the lease the sweeper closes, the reservation. */

@@ -271,6 +271,18 @@ export const MIGRATIONS: Migration[] = [
         .execute();
     },
   },
+  {
+    version: 13,
+    name: 'completion records name the weights that answered: model file sha256 and signer (canonical v3)',
+    async up(db) {
+      // '' on every record written before: they keep hashing as v1/v2.
+      await db.schema
+        .alterTable('audit_records')
+        .addColumn('model_sha256', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('model_signer', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+    },
+  },
 ];
 
 export interface MigrateOptions extends ServiceRoles {

@@ -97,6 +97,8 @@ export function auditRecordToContract(row: AuditRecordRow): audit.AuditRecord {
     hash: row.hash,
     clientRequestId: row.client_request_id ?? '',
     fieldFlags: row.field_flags ?? '',
+    modelSha256: row.model_sha256 ?? '',
+    modelSigner: row.model_signer ?? '',
   };
 }
 

@@ -9,7 +9,7 @@ import { AuthAuditError, invalidArgument } from '../errors.js';
 import type { ReceiptSigner } from '../audit/receipts.js';
 import type { AuthAuditMetrics } from '../metrics/auth-audit-metrics.js';
 import { captureToContract, denialToContract, principalToContract } from '../grpc/contract-mapping.js';
-import { body, count, durationMicros, requireRequestId, text } from '../validation.js';
+import { body, count, durationMicros, modelDigests, requireRequestId, text } from '../validation.js';
 import { emptyDraft } from '../audit/audit-record.js';
 import { openRequestsRepository } from '../audit/open-requests.repository.js';
 import type { AuthAuditDb } from '../database/database.js';
@@ -122,6 +122,8 @@ export class AuthorizationService {
       worker: text(request.worker, 'worker', 256),
       responseBody: body(request.responseBody, 'response_body'),
       responseBodyBytes: count(request.responseBodyBytes, 'response_body_bytes'),
+      modelSha256: modelDigests(request.modelSha256, 'model_sha256'),
+      modelSigner: text(request.modelSigner, 'model_signer', 2048),
     });
     return { auditSequence: result.sequence };
   }

@@ -77,6 +77,9 @@ export interface CompletionRecord {
   responseBody: Buffer;
   /** Set when responseBody is only the first part of a response larger than the audit limit. */
   responseBodyBytes?: number;
+  /** The weights that answered (the workers' ModelProvenance): file SHA-256s and signers, comma-separated. */
+  modelSha256?: string;
+  modelSigner?: string;
 }
 
 export interface AuthAuditClient extends AuditAdminClient, ResponseStoreClient {

@@ -203,6 +203,8 @@ export class GrpcAuditClient implements AuthAuditClient {
       worker: record.worker,
       responseBody: record.responseBody,
       responseBodyBytes: record.responseBodyBytes ?? 0,
+      modelSha256: record.modelSha256 ?? '',
+      modelSigner: record.modelSigner ?? '',
     };
     await this.unary('Complete', request);
   }

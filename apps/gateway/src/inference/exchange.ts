@@ -1,4 +1,4 @@
-import type { Usage } from '@airlock/contracts';
+import type { ModelProvenance, Usage } from '@airlock/contracts';
 import type { Authorization, CompletionOutcome } from '../auth/auth-audit.port.js';
 import type { CompletionRecorder } from '../auth/completion-recorder.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -28,6 +28,10 @@ export class Exchange {
   private finishedGenerations = 0;
   private lastTokenAt = 0;
   private finished = false;
+  /** The weights that answered, as the workers' finish events told them (one entry per distinct one). */
+  private readonly answeredBy: ModelProvenance[] = [];
+  /** The same from the serving workers' last status: stands in when no finish came (cancelled, failed). */
+  private readonly servedBy: ModelProvenance[] = [];
 
   constructor(
     private readonly ctx: RequestContext,
@@ -38,8 +42,10 @@ export class Exchange {
     metrics.inFlight.inc({ model });
   }
 
-  onWorker = (address: string): void => {
+  /** A worker took the request; `model` is what its last status says of the weights it serves the model from. */
+  onWorker = (address: string, model?: ModelProvenance | null): void => {
     this.workers.add(address);
+    addProvenance(this.servedBy, model);
   };
 
   /** Called for every streamed piece of output. */
@@ -55,9 +61,13 @@ export class Exchange {
     this.lastTokenAt = now;
   }
 
-  /** A generation reported its usage; counted pieces no longer stand in for it. */
-  onUsage(): void {
+  /**
+   * A generation finished: its usage is in (counted pieces no longer stand in for it), and its worker said which
+   * weights answered.
+   */
+  onFinish(model?: ModelProvenance | null): void {
     this.finishedGenerations++;
+    addProvenance(this.answeredBy, model);
   }
 
   finish(statusCode: number, outcome: CompletionOutcome, errorClass = '', responseBody?: unknown): void {
@@ -70,6 +80,7 @@ export class Exchange {
     this.metrics.inFlight.dec({ model: this.model });
     this.metrics.tokens.inc({ model: this.model, tenant, direction: 'in' }, this.usage.promptTokens);
     this.metrics.tokens.inc({ model: this.model, tenant, direction: 'out' }, this.usage.completionTokens);
+    const models = this.answeredBy.length > 0 ? this.answeredBy : this.servedBy;
     this.recorder.record({
       requestId: this.ctx.requestId,
       outcome,
@@ -83,6 +94,15 @@ export class Exchange {
       latencyMs,
       timeToFirstTokenMs: this.firstTokenAt === 0 ? 0 : this.firstTokenAt - this.ctx.startedAt,
       responseBody: Buffer.from(responseBody === undefined ? '' : JSON.stringify(responseBody)),
+      // Position by position: the n-th digest was signed by the n-th signer ('' = unsigned).
+      modelSha256: models.map((m) => m.sha256).join(','),
+      modelSigner: models.map((m) => m.signer).join(','),
     });
   }
+}
+
+function addProvenance(list: ModelProvenance[], model: ModelProvenance | null | undefined): void {
+  if (!model?.sha256) return;
+  if (!list.some((m) => m.sha256 === model.sha256 && m.signer === model.signer))
+    list.push({ sha256: model.sha256, signer: model.signer });
 }

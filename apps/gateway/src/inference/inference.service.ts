@@ -1,4 +1,4 @@
-import type { ChatResponse, CompleteResponse, EmbedResponse } from '@airlock/contracts';
+import type { ChatResponse, CompleteResponse, EmbedResponse, ModelProvenance } from '@airlock/contracts';
 import type { CompletionRecorder } from '../auth/completion-recorder.js';
 import type { GatewayConfig } from '../config.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -95,7 +95,7 @@ export class InferenceService {
     try {
       const response = await this.embedWithRetry(parsed, ctx, exchange);
       exchange.usage.promptTokens = response.promptTokens;
-      exchange.onUsage();
+      exchange.onFinish(response.model);
       const body = {
         object: 'list',
         model: parsed.model,
@@ -139,7 +139,7 @@ export class InferenceService {
         throw lastError === null ? error : workerErrorToApiError(lastError);
       });
       tried.add(lease.worker.address);
-      exchange.onWorker(lease.worker.address);
+      exchange.onWorker(lease.worker.address, lease.worker.model(parsed.model)?.provenance);
       try {
         return await lease.worker.client.embed(
           { ...parsed.request, requestId: ctx.requestId },
@@ -166,8 +166,8 @@ export class InferenceService {
   ) {
     return {
       ...generationOptions(this.config, model, ctx, exchange),
-      onWorker: (address: string) => {
-        exchange.onWorker(address);
+      onWorker: (address: string, served?: ModelProvenance | null) => {
+        exchange.onWorker(address, served);
         identity.systemFingerprint ??= this.fingerprintOf(address, model);
       },
       // Scoped to the tenant: a key names a cache only among its own tenant's requests.

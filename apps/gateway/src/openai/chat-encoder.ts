@@ -121,7 +121,7 @@ class ChatChoice {
       case 'finish': {
         this.finish = event.finish;
         addUsage(exchange.usage, event.finish.usage, this.countsPrompt);
-        exchange.onUsage();
+        exchange.onFinish(event.finish.model);
         const rest = this.text.flush();
         this.content += rest;
         const late = this.logprobs.take();

@@ -88,7 +88,7 @@ class TextChoice {
     }
     this.finish = event.finish;
     addUsage(exchange.usage, event.finish.usage, this.countsPrompt);
-    exchange.onUsage();
+    exchange.onFinish(event.finish.model);
     const rest = this.deltas.flush();
     this.text += rest;
     return {

@@ -14,7 +14,7 @@ function exchange(): Exchange {
   return {
     usage: { promptTokens: 0, completionTokens: 0, cachedTokens: 0 },
     onToken: () => undefined,
-    onUsage: () => undefined,
+    onFinish: () => undefined,
   } as unknown as Exchange;
 }
 

@@ -96,7 +96,7 @@ export class ResponsesEncoder implements SurfaceEncoder<ChatResponse> {
       case 'finish':
         this.finish = event.finish;
         addUsage(this.exchange.usage, event.finish.usage);
-        this.exchange.onUsage();
+        this.exchange.onFinish(event.finish.model);
         this.close(events);
         break;
     }

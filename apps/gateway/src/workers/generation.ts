@@ -1,4 +1,5 @@
 import type { ClientReadableStream } from '@grpc/grpc-js';
+import type { ModelProvenance } from '@airlock/contracts';
 import { ApiError } from '../errors/api-error.js';
 import { isRetryable, isWorkerDown, workerErrorToApiError } from './worker-errors.js';
 import type { WorkerClient } from './worker-client.js';
@@ -10,8 +11,8 @@ export interface GenerationOptions {
   attempts: number;
   requestTimeoutMs: number;
   idleTimeoutMs: number;
-  /** Told which worker serves the request (audit and logs). */
-  onWorker?: (address: string) => void;
+  /** Told which worker serves the request and, from its status, the weights it serves it from (audit, logs). */
+  onWorker?: (address: string, served?: ModelProvenance | null) => void;
   /** Routing hint (prompt_cache_key, scoped to the tenant): prefer the worker that served it last. */
   cacheKey?: string;
 }
@@ -37,7 +38,7 @@ export async function* generate<E>(
         throw lastError === null ? error : workerErrorToApiError(lastError);
       });
     tried.add(lease.worker.address);
-    options.onWorker?.(lease.worker.address);
+    options.onWorker?.(lease.worker.address, lease.worker.model(options.model)?.provenance);
     const call = start(lease.worker.client, deadline);
     let idle = false;
     // One timer per call, re-armed per event (not a new timer per token). While the consumer holds an

@@ -1,14 +1,13 @@
-import { access } from 'node:fs/promises';
 import type { Llama } from 'node-llama-cpp';
-import { ModelSignatureError, type GetStatusResponse } from '@airlock/contracts';
+import type { GetStatusResponse, ModelProvenance, ModelStatus } from '@airlock/contracts';
 import type { Logger } from '@airlock/telemetry';
 import type { ModelSpec } from '../catalog/model-catalog.js';
 import { FileDigestCache } from '../catalog/file-digest.js';
-import { checkModelSignature } from '../catalog/model-signature.js';
+import { ModelRefusedError, ModelVerification } from '../catalog/model-verification.js';
 import { availableCpus } from './available-cpus.js';
 import type { LlamaRuntime } from './llama-runtime.js';
 import { ModelRunner } from './model-runner.js';
-import { draining, modelNotFound } from './worker-errors.js';
+import { draining, modelNotFound, modelNotReady } from './worker-errors.js';
 import { WorkerMetrics } from './worker-metrics.js';
 
 /**
@@ -23,15 +22,19 @@ export class ModelFleet {
   private idleWaiters: (() => void)[] = [];
   private loading?: Promise<void>;
   private readonly shutdown = new AbortController();
+  /** Models whose weights are verified and serving: what every answer from them says about its weights. */
+  private readonly provenance = new Map<string, ModelProvenance>();
+  private readonly verification: ModelVerification;
 
   constructor(
     specs: ModelSpec[],
     private readonly runtime: LlamaRuntime,
-    private readonly digests: FileDigestCache,
+    digests: FileDigestCache,
     private readonly workerId: string,
     private readonly logger: Logger,
   ) {
-    this.metrics = new WorkerMetrics(() => [...this.runners.values()].map((runner) => runner.status()));
+    this.verification = new ModelVerification(digests);
+    this.metrics = new WorkerMetrics(() => [...this.runners.values()].map((runner) => this.statusOf(runner)));
     const cpus = availableCpus();
     for (const spec of specs) {
       const threads = Math.min(spec.threads ?? cpus, cpus);
@@ -47,10 +50,26 @@ export class ModelFleet {
     return this.loading;
   }
 
-  /** Ready for traffic: nothing still loading, at least one model serving, not draining. */
+  /** Ready for traffic: nothing still loading or being hashed, at least one model serving, not draining. */
   get ready(): boolean {
     const runners = [...this.runners.values()];
-    return !this.isDraining && runners.every((r) => r.settled) && runners.some((r) => r.ready);
+    return (
+      !this.isDraining &&
+      runners.every((r) => r.settled && (!r.ready || this.serving(r))) &&
+      runners.some((r) => this.serving(r))
+    );
+  }
+
+  /** Loaded by its engine and its weights verified. */
+  private serving(runner: ModelRunner): boolean {
+    return runner.ready && this.provenance.has(runner.spec.id);
+  }
+
+  /** The verified weights of a model that serves: carried in each of its answers. */
+  provenanceOf(modelId: string): ModelProvenance {
+    const provenance = this.provenance.get(modelId);
+    if (!provenance) throw modelNotReady(modelId, 'its file is still being verified');
+    return provenance;
   }
 
   get draining(): boolean {
@@ -62,6 +81,8 @@ export class ModelFleet {
     if (this.isDraining) throw draining();
     const runner = this.runners.get(modelId);
     if (!runner) throw modelNotFound(modelId);
+    // An engine may be ready before the hash of an unpinned file is: nothing is answered before it is known.
+    if (runner.ready) this.provenanceOf(modelId);
     return runner;
   }
 
@@ -69,8 +90,16 @@ export class ModelFleet {
     return {
       workerId: this.workerId,
       draining: this.isDraining,
-      models: [...this.runners.values()].map((runner) => runner.status()),
+      models: [...this.runners.values()].map((runner) => this.statusOf(runner)),
     };
+  }
+
+  /** A model still being hashed is loading, whatever its engine says. */
+  private statusOf(runner: ModelRunner): ModelStatus {
+    const status = runner.status();
+    const provenance = this.provenance.get(runner.spec.id);
+    if (provenance) return { ...status, provenance };
+    return status.state === 'MODEL_STATE_READY' ? { ...status, state: 'MODEL_STATE_LOADING' } : status;
   }
 
   /** Aborted when the worker stops for good: generations still running then are cut off. */
@@ -119,83 +148,51 @@ export class ModelFleet {
     await this.runtime.dispose();
   }
 
-  /**
-   * The fingerprint needs the file's SHA-256: the catalog's when given (already checked), else hashed in
-   * the background (cached by the digest cache) so that serving does not wait for a large file.
-   */
-  private identify(runner: ModelRunner, llama: Llama): void {
-    const { spec } = runner;
-    if (spec.sha256) {
-      runner.identify(spec.sha256, llama);
-      return;
-    }
-    this.digests.sha256(spec.path).then(
-      (digest) => runner.identify(digest, llama),
-      (error: unknown) =>
-        this.logger.warn({ model: spec.id, err: (error as Error).message }, 'cannot hash model file'),
-    );
-  }
-
+  /** Hashes and checks before load, and the provenance every answer carries once the model serves. */
   private async loadOne(runner: ModelRunner): Promise<void> {
     const { spec } = runner;
+    let known: ModelProvenance | undefined;
     try {
-      await access(spec.path);
-    } catch {
-      runner.fail(`model file ${spec.path} does not exist or cannot be read`);
-      this.logger.error({ model: spec.id, file: spec.path }, 'model file missing');
+      known = await this.verification.beforeLoad(spec);
+    } catch (error) {
+      if (!(error instanceof ModelRefusedError)) throw error;
+      this.refuse(runner, error);
       return;
     }
-    if (spec.sha256 || spec.signature) {
-      const actual = await this.digests.sha256(spec.path);
-      if (spec.sha256 && actual !== spec.sha256) {
-        runner.fail(`sha256 mismatch for ${spec.path}: catalog expects ${spec.sha256}, file has ${actual}`);
-        this.logger.error(
-          { model: spec.id, expected: spec.sha256, actual },
-          'model checksum mismatch; not loading',
-        );
-        return;
-      }
-      if (spec.signature) {
-        try {
-          const verified = await checkModelSignature({ ...spec, signature: spec.signature }, actual);
-          this.logger.info(
-            { model: spec.id, modelDigest: verified.modelDigest, signer: verified.signer },
-            'model signature verified',
-          );
-        } catch (error) {
-          if (!(error instanceof ModelSignatureError)) throw error;
-          runner.fail(`model signature refused for ${spec.path}: ${error.message}`);
-          this.logger.error(
-            { model: spec.id, reason: error.message },
-            'model signature refused; not loading',
-          );
-          return;
-        }
-      }
-    }
-    // Every part of a split GGUF is checked, not only the first one that the catalog names.
-    for (const part of spec.parts) {
-      const actual = await this.digests.sha256(part.path).catch(() => undefined);
-      if (actual !== part.sha256) {
-        runner.fail(
-          actual === undefined
-            ? `model part ${part.path} does not exist or cannot be read`
-            : `sha256 mismatch for ${part.path}: catalog expects ${part.sha256}, file has ${actual}`,
-        );
-        this.logger.error({ model: spec.id, file: part.path }, 'model part missing or changed; not loading');
-        return;
-      }
-    }
+    // Unpinned by the catalog: the file is hashed while the engine loads it; the model serves once both are done.
+    const hashing = known ? Promise.resolve(known) : this.verification.digestOf(spec);
+    hashing.catch(() => undefined);
+    let llama: Llama;
     try {
-      const llama = await this.runtime.get(spec.gpu);
-      await runner.load(llama);
-      if (runner.ready) this.identify(runner, llama);
+      llama = await this.runtime.get(spec.gpu);
     } catch (error) {
       runner.fail(`cannot start the ${spec.gpu} backend: ${(error as Error).message}`);
       this.logger.error(
         { model: spec.id, gpu: spec.gpu, err: (error as Error).message },
         'backend unavailable',
       );
+      return;
     }
+    await runner.load(llama);
+    if (!runner.ready) return;
+    try {
+      const provenance = await hashing;
+      runner.identify(provenance.sha256, llama);
+      this.provenance.set(spec.id, provenance);
+      this.logger.info(
+        { model: spec.id, sha256: provenance.sha256, signer: provenance.signer || 'unsigned' },
+        'model serving',
+      );
+    } catch (error) {
+      if (!(error instanceof ModelRefusedError)) throw error;
+      await runner.dispose();
+      this.refuse(runner, error);
+    }
+  }
+
+  private refuse(runner: ModelRunner, error: ModelRefusedError): void {
+    runner.fail(error.message);
+    const { reason, ...fields } = error.log;
+    this.logger.error({ model: runner.spec.id, ...fields }, reason);
   }
 }

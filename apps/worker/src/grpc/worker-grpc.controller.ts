@@ -39,12 +39,14 @@ export class WorkerGrpcController {
 
   @GrpcMethod('WorkerService', 'Embed')
   async embed(request: EmbedRequest): Promise<EmbedResponse> {
-    return this.unary(() =>
-      this.fleet.runnerFor(request.model).embed(
+    return this.unary(async () => {
+      const response = await this.fleet.runnerFor(request.model).embed(
         request.inputs ?? [],
         (request.tokenInputs ?? []).map((t) => t.ids ?? []),
-      ),
-    );
+      );
+      // The weights the answer came from (the gateway writes them into the audit record).
+      return { ...response, model: this.fleet.provenanceOf(request.model) };
+    });
   }
 
   @GrpcMethod('WorkerService', 'Tokenize')
@@ -94,7 +96,11 @@ export class WorkerGrpcController {
       const signal = AbortSignal.any([abort.signal, this.fleet.shutdownSignal]);
       run(runner, { signal, tenant, onEvent: (event) => subscriber.next(event) })
         .then((finish) => {
-          subscriber.next({ event: 'finish', finish });
+          // The weights this answer came from (the gateway writes them into the audit record).
+          subscriber.next({
+            event: 'finish',
+            finish: { ...finish, model: this.fleet.provenanceOf(modelId) },
+          });
           subscriber.complete();
         })
         .catch((error: unknown) => subscriber.error(toRpcException(error)))
