@@ -1,0 +1,232 @@
+// Faults under steady load, on real processes and a real PostgreSQL: the gateway, auth-audit and the worker
+// are each killed with SIGKILL and started again, and PostgreSQL is restarted (immediate shutdown: a crash),
+// while OpenAI SDK clients keep sending streamed and whole requests. Afterwards, from the database itself:
+// no response was served without its committed request record, every request record has a final outcome,
+// and chain, Merkle tree and witness verify; every client in flight got an answer or an error, never a hang;
+// and the service came back after each fault. The counts are printed (docs/audit-log.md quotes them).
+import pg from 'pg';
+import { FaultPlatform } from './fault-platform.js';
+import { SteadyLoad, type CallResult } from './steady-load.js';
+import { TEST_MODELS_DIR, describeWithModels } from '../support/test-models.js';
+
+const MODEL = 'stories260K';
+/** A client that waits this long has hung: far above any answer here, it detects hangs and times nothing. */
+const HANG_DEADLINE_MS = 60_000;
+/** The liveness bound asserted after each fault (the measured recovery is printed; it is seconds). */
+const RECOVERY_BOUND_MS = 60_000;
+/** The gateway's request timeout and lease margin: the lease after which a request is closed as interrupted. */
+const REQUEST_TIMEOUT_SECONDS = 15;
+const LEASE_MARGIN_SECONDS = 2;
+/** Calls in all, and calls that end between two faults (so that each fault hits steady traffic). */
+const MAX_CALLS = 600;
+const CALLS_BETWEEN_FAULTS = 40;
+
+type Fault = 'gateway' | 'auth-audit' | 'worker' | 'postgres';
+const FAULTS: Fault[] = ['gateway', 'auth-audit', 'worker', 'postgres'];
+
+interface AuditRow {
+  sequence: number;
+  kind: string;
+  request_id: string;
+  action: string;
+  outcome: string;
+  status_code: number;
+  error_class: string;
+}
+
+interface FaultReport {
+  fault: Fault;
+  at: number;
+  /** From the kill to the restarted process's /readyz (PostgreSQL: accepting connections). */
+  restartedMs: number;
+  /** From the kill to the first successful call after it. */
+  recoveredMs: number;
+  inFlight: CallResult[];
+}
+
+const count = (items: string[]): Record<string, number> =>
+  items.reduce<Record<string, number>>(
+    (counts, item) => ({ ...counts, [item]: (counts[item] ?? 0) + 1 }),
+    {},
+  );
+
+describeWithModels('faults under steady load (kill -9 of each service, PostgreSQL restart)', () => {
+  const platform = new FaultPlatform({
+    modelsDir: TEST_MODELS_DIR ?? '',
+    model: MODEL,
+    env: {
+      gateway: {
+        AIRLOCK_REQUEST_TIMEOUT_SECONDS: String(REQUEST_TIMEOUT_SECONDS),
+        AIRLOCK_AUDIT_LEASE_MARGIN_SECONDS: String(LEASE_MARGIN_SECONDS),
+        AIRLOCK_WORKER_STATUS_INTERVAL_MS: '250',
+        AIRLOCK_AUDIT_RETRY_MAX_SECONDS: '1',
+      },
+      'auth-audit': {
+        // The sweeper looks every second; checkpoints every 2 s, so that signing and witnessing go on
+        // across the faults.
+        AIRLOCK_AUDIT_LEASE_SWEEP_SECONDS: '1',
+        AIRLOCK_AUDIT_REQUEST_LEASE_SECONDS: String(REQUEST_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS),
+        AIRLOCK_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '2',
+        AIRLOCK_AUDIT_CHECKPOINT_EVERY_RECORDS: '100',
+      },
+      worker: {},
+    },
+  });
+  let database: pg.Client;
+  let apiKey = '';
+
+  beforeAll(async () => {
+    await platform.start();
+    const response = await fetch(`${platform.url}/admin/v1/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${platform.adminKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'fault-load' }),
+    });
+    if (response.status !== 201) throw new Error(`key creation: ${response.status} ${await response.text()}`);
+    apiKey = ((await response.json()) as { secret: string }).secret;
+  }, 180_000);
+
+  afterAll(async () => {
+    await database?.end();
+    await platform.close();
+  }, 90_000);
+
+  async function inject(fault: Fault): Promise<void> {
+    if (fault === 'postgres') return platform.restartPostgres(1000);
+    await platform.kill(fault);
+    await platform.startService(fault);
+  }
+
+  /** Short calls until one succeeds: the time from the fault to the first answer after it. */
+  async function recovery(load: SteadyLoad, since: number): Promise<number> {
+    while (Date.now() - since < RECOVERY_BOUND_MS) {
+      const probe = await load.call('chat_short');
+      if (probe.outcome === 'ok') return probe.endedAt - since;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    return Number.POSITIVE_INFINITY;
+  }
+
+  it('serves nothing unrecorded, ends every request in an outcome, verifies, never hangs, and recovers', async () => {
+    const testStarted = Date.now();
+    const load = new SteadyLoad(`${platform.url}/v1`, apiKey, MODEL, {
+      concurrency: 6,
+      deadlineMs: HANG_DEADLINE_MS,
+      maxCalls: MAX_CALLS,
+      backoffMs: 1000,
+    });
+    load.start();
+    const reports: FaultReport[] = [];
+    try {
+      await load.ended(CALLS_BETWEEN_FAULTS, 60_000);
+      for (const fault of FAULTS) {
+        const at = Date.now();
+        await inject(fault);
+        const restartedMs = Date.now() - at;
+        const recoveredMs = await recovery(load, at);
+        reports.push({ fault, at, restartedMs, recoveredMs, inFlight: [] });
+        const since = load.results.filter((c) => c.endedAt >= at);
+        process.stderr.write(
+          `fault ${fault}: ready again in ${(restartedMs / 1000).toFixed(1)} s, answering in ${(recoveredMs / 1000).toFixed(1)} s; ` +
+            `calls since: ${JSON.stringify(count(since.map((c) => c.outcome)))}\n`,
+        );
+        await load.ended(load.results.length + CALLS_BETWEEN_FAULTS, 90_000);
+      }
+    } finally {
+      await load.stop();
+    }
+    const calls = load.results;
+    for (const report of reports)
+      report.inFlight = calls.filter((c) => c.startedAt < report.at && c.endedAt > report.at);
+
+    // Every lease runs out and is swept: afterwards no request is left open.
+    database = new pg.Client({ connectionString: platform.databaseUrl });
+    await database.connect();
+    const openRequests = async () =>
+      Number((await database.query('select count(*) as n from audit_open_requests')).rows[0].n);
+    const sweptBy = Date.now() + (REQUEST_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS + 15) * 1000;
+    while ((await openRequests()) > 0 && Date.now() < sweptBy) await new Promise((r) => setTimeout(r, 500));
+
+    const records = (
+      await database.query<AuditRow>(
+        'select sequence, kind, request_id, action, outcome, status_code, error_class from audit_records order by sequence',
+      )
+    ).rows.map((row) => ({ ...row, sequence: Number(row.sequence) }));
+    const requests = new Map(records.filter((r) => r.kind === 'request').map((r) => [r.request_id, r]));
+    const endings = new Map<string, AuditRow[]>();
+    for (const record of records.filter((r) => r.kind !== 'request'))
+      endings.set(record.request_id, [...(endings.get(record.request_id) ?? []), record]);
+
+    // A response served (status 200) without the committed request record its headers name.
+    const served = calls.filter((c) => c.status === 200);
+    const unrecorded = served.filter((c) => {
+      const record = requests.get(c.requestId);
+      return !record || record.outcome !== 'allowed' || record.sequence !== c.sequence;
+    });
+    // An allowed request without a final record (completion, or the admin action it authorised).
+    const allowed = [...requests.values()].filter((r) => r.outcome === 'allowed');
+    const unfinished = allowed.filter((r) => !endings.has(r.request_id));
+    const completions = records.filter((r) => r.kind === 'completion');
+    const hangs = calls.filter((c) => c.outcome === 'hang');
+    const truncated = calls.filter((c) => c.outcome === 'truncated');
+
+    const verify = await fetch(`${platform.url}/admin/v1/audit/verify`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${platform.adminKey}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    const verified = (await verify.json()) as Record<string, unknown>;
+
+    const summary = {
+      seconds: Math.round((Date.now() - testStarted) / 1000),
+      calls: calls.length,
+      ok: calls.filter((c) => c.outcome === 'ok').length,
+      errors: count(calls.filter((c) => c.outcome !== 'ok').map((c) => c.outcome)),
+      meanSecondsByShape: Object.fromEntries(
+        [...new Set(calls.map((c) => c.shape))].map((shape) => {
+          const of = calls.filter((c) => c.shape === shape);
+          const mean = of.reduce((sum, c) => sum + c.endedAt - c.startedAt, 0) / of.length / 1000;
+          return [shape, Number(mean.toFixed(2))];
+        }),
+      ),
+      records: records.length,
+      requestRecords: count([...requests.values()].map((r) => r.outcome)),
+      outcomes: count(completions.map((r) => `${r.outcome}${r.error_class ? `:${r.error_class}` : ''}`)),
+      served: served.length,
+      servedUnrecorded: unrecorded.length,
+      allowedUnfinished: unfinished.length,
+      openRequestsLeft: await openRequests(),
+      faults: reports.map((r) => ({
+        fault: r.fault,
+        restartSeconds: Number((r.restartedMs / 1000).toFixed(1)),
+        recoverySeconds: Number((r.recoveredMs / 1000).toFixed(1)),
+        inFlight: r.inFlight.length,
+        inFlightEnded: count(r.inFlight.map((c) => c.outcome)),
+      })),
+      verify: {
+        ok: verified.ok,
+        records_checked: verified.records_checked,
+        checkpoints_checked: verified.checkpoints_checked,
+        witnessed_checkpoints: verified.witnessed_checkpoints,
+        message: verified.message,
+      },
+    };
+    process.stdout.write(`\nfault-injection summary:\n${JSON.stringify(summary, null, 2)}\n`);
+    const failureContext = () => `${JSON.stringify(summary)}\n${platform.logs()}`;
+
+    expect({ unrecorded, context: unrecorded.length ? failureContext() : '' }).toEqual({
+      unrecorded: [],
+      context: '',
+    });
+    expect(unfinished.map((r) => `${r.sequence} ${r.action}`)).toEqual([]);
+    expect(summary.openRequestsLeft).toBe(0);
+    expect(hangs).toEqual([]);
+    expect(truncated).toEqual([]);
+    expect(verified).toMatchObject({ ok: true });
+    expect(Number(verified.witnessed_checkpoints)).toBeGreaterThan(0);
+    for (const report of reports) expect(report.recoveredMs).toBeLessThan(RECOVERY_BOUND_MS);
+    // The faults hit traffic: calls were in flight at each, and the load went on after the last.
+    expect(reports.map((r) => r.inFlight.length > 0)).toEqual(FAULTS.map(() => true));
+    expect(summary.ok).toBeGreaterThan(FAULTS.length * CALLS_BETWEEN_FAULTS * 0.5);
+  }, 300_000);
+});
