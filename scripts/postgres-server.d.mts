@@ -15,6 +15,7 @@ export function startPostgresServer(options: {
   durable?: boolean;
   maxConnections?: number;
   trust?: boolean;
+  binaries?: { initdb: string; postgres: string };
 }): Promise<PostgresServer>;
 
 export function allowServerUserInto(dir: string): boolean;
