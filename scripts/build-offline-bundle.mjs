@@ -137,6 +137,8 @@ models:
   gpt-oss-20b:                       # the "model" clients send
     file: gpt-oss-20b-mxfp4.gguf     # path inside the model volume
     sha256: "<64 hex digits from sha256sum>"
+    # signature:                     # optional: load only if signed by this key (air-gapped-install.md, "Signed models")
+    #   publicKey: {configMap: model-signers, key: hospital.pub}   # bundle: default <file>.sig in the model volume
     contextSize: 32768               # tokens per sequence
     parallel: 4                      # sequences generated at once
     queueSize: 64                    # requests that may wait for a free sequence

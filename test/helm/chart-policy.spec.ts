@@ -260,7 +260,7 @@ describe.each(valuesFiles())('rendered with %s', (file) => {
       expect(entry.models).toHaveLength(1);
       expect(entry.models[0].id).toBe(model);
       expect(String(entry.models[0].path)).toMatch(/^\/models\/[^.]/);
-      const allowed = ['id', 'path', 'sha256', 'parts', 'contextSize', 'parallel', 'queueSize', 'gpuLayers', 'gpu', 'threads', 'embeddings', 'chatTemplate'];
+      const allowed = ['id', 'path', 'sha256', 'parts', 'signature', 'contextSize', 'parallel', 'queueSize', 'gpuLayers', 'gpu', 'threads', 'embeddings', 'chatTemplate'];
       for (const key of Object.keys(entry.models[0])) expect(allowed).toContain(key);
 
       // The startup probe covers the whole model-load budget; the grace period covers preStop plus the drain.

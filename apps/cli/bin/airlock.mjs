@@ -272,9 +272,11 @@ models.command('status').action(async (_options, command) => {
       queue: m.queue_length,
       kv: `${Math.round(m.kv_cache_utilization * 100)}%`,
       'tokens/s': m.tokens_per_second,
+      // Who signed the weights it serves ('unsigned' when verified by digest only; '-' until verified).
+      signer: m.provenance ? m.provenance.signer || 'unsigned' : '',
     })),
   );
-  print(command, rows, ['worker', 'alive', 'model', 'state', 'slots', 'queue', 'kv', 'tokens/s']);
+  print(command, rows, ['worker', 'alive', 'model', 'state', 'slots', 'queue', 'kv', 'tokens/s', 'signer']);
 });
 models
   .command('scale <model> <replicas>')

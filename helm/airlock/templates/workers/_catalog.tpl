@@ -12,8 +12,19 @@ mounted at /models. Pass (dict "model" $model).
 {{- if .sha256 }}{{ $parts = append $parts (dict "path" (printf "/models/%s" (.file | trimPrefix "/")) "sha256" (lower .sha256)) }}{{ end }}
 {{- end }}
 {{- with $parts }}{{ $_ := set $entry "parts" . }}{{ end }}
+{{- /* A required signature: the bundle beside the GGUF in the model volume, the trusted key from its own mount. */}}
+{{- with $m.signature }}
+{{- $bundle := .bundle | default (printf "%s.sig" $m.file) | trimPrefix "/" }}
+{{- $key := printf "%s/%s" (include "airlock.modelSignerDir" .) .publicKey.key }}
+{{- $_ := set $entry "signature" (dict "bundle" (printf "/models/%s" $bundle) "publicKey" $key) }}
+{{- end }}
 {{- range $key := list "contextSize" "parallel" "queueSize" "gpuLayers" "gpu" "threads" "embeddings" "chatTemplate" }}
 {{- if hasKey $m $key }}{{ $_ := set $entry $key (get $m $key) }}{{ end }}
 {{- end }}
 {{- toYaml (dict "models" (list $entry)) }}
+{{- end }}
+
+{{/* Where a pool's trusted model-signing key is mounted. */}}
+{{- define "airlock.modelSignerDir" -}}
+/etc/airlock/model-signer
 {{- end }}
