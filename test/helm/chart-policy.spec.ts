@@ -210,21 +210,31 @@ describe.each(valuesFiles())('rendered with %s', (file) => {
 
     const authAudit = envOf(byComponent('auth-audit')[0].spec.template.spec.containers[0]);
     expect(authAudit).toMatchObject({ AIRLOCK_GRPC_HOST: '0.0.0.0', AIRLOCK_GRPC_PORT: '50051', AIRLOCK_OPS_PORT: '9401' });
-    for (const name of ['AIRLOCK_DATABASE_URL', 'AIRLOCK_ADMIN_KEY']) {
-      expect(authAudit[name]).toEqual({ secretKeyRef: expect.objectContaining({ name: expect.any(String) }) });
-    }
+    const fromSecret = { secretKeyRef: expect.objectContaining({ name: expect.any(String) }) };
+    // With a CloudNativePG Cluster the URL names the role and no password; PGPASSWORD comes from the role's Secret.
+    const cnpg = objects().find((o) => o.kind === 'Cluster');
+    expect(authAudit.AIRLOCK_DATABASE_URL).toEqual(cnpg ? expect.stringMatching(/^postgres:\/\/[a-z_]+@/) : fromSecret);
+    if (cnpg) expect(authAudit.PGPASSWORD).toEqual(fromSecret);
+    expect(authAudit.AIRLOCK_ADMIN_KEY).toEqual(fromSecret);
     for (const workload of workloads(objects())) {
       for (const container of containers(workload)) {
         for (const variable of container.env ?? []) {
-          if (/(_KEY|PASSWORD|SECRET|_TOKEN|DATABASE_URL)$/.test(variable.name)) expect(variable.value).toBeUndefined();
+          if (/(_KEY|PASSWORD|SECRET|_TOKEN)$/.test(variable.name)) expect(variable.value).toBeUndefined();
+          // A URL in plain text may name a user, never a password.
+          if (/DATABASE_URL$/.test(variable.name) && variable.value !== undefined)
+            expect(variable.value).toMatch(/^postgres:\/\/[^:@/]+@[^@]+$/);
         }
       }
     }
     // Only evaluation settings make the chart write Secrets: the PostgreSQL one, and with tls.mode generate the CA
     // and one certificate per service.
-    const secrets = ofKind(objects(), 'Secret');
+    // The CloudNativePG roles' passwords (basic-auth, kept) are the one production exception.
+    const type = (s: KubeObject) => (s as unknown as { type: string }).type;
+    const roleSecrets = ofKind(objects(), 'Secret').filter((s) => type(s) === 'kubernetes.io/basic-auth');
+    expect(roleSecrets).toHaveLength(cnpg ? 2 : 0);
+    const secrets = ofKind(objects(), 'Secret').filter((s) => type(s) !== 'kubernetes.io/basic-auth');
     const evaluation = objects().some((o) => o.kind === 'StatefulSet' && component(o) === 'postgresql');
-    const generatedTls = secrets.filter((s) => (s as unknown as { type: string }).type === 'kubernetes.io/tls').length;
+    const generatedTls = secrets.filter((s) => type(s) === 'kubernetes.io/tls').length;
     expect([0, 4]).toContain(generatedTls);
     expect(secrets).toHaveLength((evaluation ? 1 : 0) + generatedTls);
     expect(secrets.map((s) => s.metadata.labels?.['airlock.dev/evaluation-only'])).toEqual(secrets.map(() => 'true'));

@@ -204,7 +204,7 @@ Pass (dict "root" $ "image" .Values.gateway.image). Never "latest": a moving tag
 {{- end }}
 {{- end }}
 
-{{/* Egress to PostgreSQL (the evaluation StatefulSet, or networkPolicy.database): auth-audit and its jobs. */}}
+{{/* Egress to PostgreSQL (the evaluation StatefulSet, the CloudNativePG Cluster's instances, or networkPolicy.database): auth-audit and its jobs. */}}
 {{- define "airlock.databaseEgressRules" -}}
 {{- $np := .Values.networkPolicy }}
 {{- $postgresql := dict "root" . "component" "postgresql" }}
@@ -216,6 +216,15 @@ Pass (dict "root" $ "image" .Values.gateway.image). Never "latest": a moving tag
     - podSelector:
         matchLabels:
           {{- include "airlock.componentSelectorLabels" $postgresql | nindent 10 }}
+{{- end }}
+{{- if include "airlock.cnpg.enabled" . }}
+- ports:
+    - port: 5432
+      protocol: TCP
+  to:
+    - podSelector:
+        matchLabels:
+          cnpg.io/cluster: {{ include "airlock.cnpg.name" . }}
 {{- end }}
 {{- if or $np.database.cidrs $np.database.podLabels }}
 - ports:

@@ -38,6 +38,24 @@ Checks that JSON schema cannot express: a clear message at install time instead 
 {{- fail "httpRoute.parentRefs: name the Gateway the route attaches to" }}
 {{- end }}
 {{- $database := .Values.authAudit.database }}
+{{- $cnpg := .Values.postgresql.cloudNativePG }}
+{{- if $cnpg.enabled }}
+{{- if .Values.postgresql.enabled }}
+{{- fail "postgresql: enable the evaluation StatefulSet (enabled) or a CloudNativePG Cluster (cloudNativePG.enabled), not both" }}
+{{- end }}
+{{- if not $database.runtimeRole }}
+{{- fail "postgresql.cloudNativePG: set authAudit.database.runtimeRole, the managed role auth-audit runs as (the owner only migrates)" }}
+{{- end }}
+{{- if or (eq $database.runtimeRole $cnpg.owner) (eq $database.retentionRole $cnpg.owner) }}
+{{- fail "postgresql.cloudNativePG: the runtime and retention roles must not be the owner" }}
+{{- end }}
+{{- if $database.migrationJob.enabled }}
+{{- fail "authAudit.database.migrationJob: with postgresql.cloudNativePG the owner migrates in auth-audit's init container (a pre-install hook would run before the Cluster exists); turn the Job off" }}
+{{- end }}
+{{- if ge (int $cnpg.synchronous.number) (int $cnpg.instances) }}
+{{- fail (printf "postgresql.cloudNativePG.synchronous.number (%d) must be below instances (%d): the primary is not its own replica" (int $cnpg.synchronous.number) (int $cnpg.instances)) }}
+{{- end }}
+{{- end }}
 {{- if $database.migrationJob.enabled }}
 {{- if .Values.postgresql.enabled }}
 {{- fail "authAudit.database.migrationJob: the evaluation PostgreSQL and its generated Secret do not exist yet when a pre-install hook runs; use your own PostgreSQL and Secret (docs/air-gapped-install.md, step 5)" }}
@@ -52,7 +70,7 @@ Checks that JSON schema cannot express: a clear message at install time instead 
 {{- if and $database.retentionJob.enabled (or (not $database.retentionRole) (eq (int $database.retentionDays) 0)) }}
 {{- fail "authAudit.database.retentionJob: set authAudit.database.retentionRole and retentionDays > 0" }}
 {{- end }}
-{{- if and (not .Values.postgresql.enabled) (eq .Values.authAudit.secrets.name "") (not .Values.authAudit.secrets.databaseUrlKey) }}
+{{- if and (not .Values.postgresql.enabled) (not $cnpg.enabled) (eq .Values.authAudit.secrets.name "") (not .Values.authAudit.secrets.databaseUrlKey) }}
 {{- fail "authAudit.secrets.databaseUrlKey: auth-audit needs a PostgreSQL URL (or postgresql.enabled for evaluation)" }}
 {{- end }}
 {{- end }}

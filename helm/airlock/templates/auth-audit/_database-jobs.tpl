@@ -41,11 +41,15 @@ spec:
           value: {{ $values.logLevel | quote }}
         - name: AIRLOCK_DATA_DIR
           value: /tmp/airlock
+        {{- if include "airlock.cnpg.enabled" $root }}
+        {{- include "airlock.cnpg.databaseEnvAs" (dict "root" $root "as" (ternary "owner" "retention" (eq .command "migrate"))) | nindent 8 }}
+        {{- else }}
         - name: AIRLOCK_DATABASE_URL
           valueFrom:
             secretKeyRef:
               name: {{ include "airlock.authAuditSecretName" $root }}
               key: {{ .urlKey }}
+        {{- end }}
         {{- include "airlock.authAuditDatabaseEnv" $root | trim | nindent 8 }}
         {{- with include "airlock.caBundleEnv" $root | trim }}
         {{- . | nindent 8 }}
@@ -59,6 +63,9 @@ spec:
       volumeMounts:
         - name: tmp
           mountPath: /tmp
+        {{- if include "airlock.cnpg.enabled" $root }}
+        {{- include "airlock.cnpg.caMount" $root | nindent 8 }}
+        {{- end }}
         {{- with include "airlock.caBundleMount" $root | trim }}
         {{- . | nindent 8 }}
         {{- end }}
@@ -71,6 +78,9 @@ spec:
     - name: tmp
       emptyDir:
         sizeLimit: 64Mi
+    {{- if include "airlock.cnpg.enabled" $root }}
+    {{- include "airlock.cnpg.caVolume" $root | nindent 4 }}
+    {{- end }}
     {{- with include "airlock.caBundleVolume" $root | trim }}
     {{- . | nindent 4 }}
     {{- end }}
