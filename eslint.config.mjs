@@ -27,6 +27,11 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
+    // The web console runs in the browser (apps/gateway/console-ui, built by vite).
+    files: ['apps/gateway/console-ui/**/*.{ts,tsx}'],
+    languageOptions: { globals: globals.browser },
+  },
+  {
     files: ['**/*.spec.ts', '**/*.test.ts', '**/test/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',

@@ -117,7 +117,8 @@ export class Platform {
   private authAudit: ChildProcess | null = null;
   private worker: ChildProcess | null = null;
   private dataDir = '';
-  private databaseUrl: string | undefined;
+  /** The suite's own PostgreSQL database (postgres only): tests that play the attacker write to it. */
+  databaseUrl: string | undefined;
   private databaseName = '';
   private authAuditPorts = { grpc: 0, ops: 0 };
   private readonly extraGateways: GatewayApp[] = [];

@@ -11,6 +11,7 @@ import type { AuditClient } from './support/audit-client.js';
 const EXPECTED: Record<RoleName, Operation[]> = {
   admin: [...OPERATIONS],
   auditor: [
+    'console.sign_in',
     'audit.query',
     'audit.export',
     'audit.verify',
@@ -19,9 +20,10 @@ const EXPECTED: Record<RoleName, Operation[]> = {
     'audit.consistency',
   ],
   // Proofs carry hashes only: a client may prove its own receipt.
-  user: ['inference', 'models.list', 'audit.prove'],
+  user: ['inference', 'models.list', 'console.sign_in', 'audit.prove'],
   // Keys and quotas of its own tenant, and that tenant's audit log (the scope is tested below).
   tenant_admin: [
+    'console.sign_in',
     'tenants.read',
     'tenants.write',
     'keys.create',
@@ -61,6 +63,8 @@ async function attempt(
       return authorizeAs('ACTION_CHAT_COMPLETIONS');
     case 'models.list':
       return authorizeAs('ACTION_LIST_MODELS', '');
+    case 'console.sign_in':
+      return authorizeAs('ACTION_CONSOLE_SIGN_IN', '');
     case 'models.manage':
       return authorizeAs('ACTION_MANAGE_MODELS', 'stories260K');
     case 'admin.action':

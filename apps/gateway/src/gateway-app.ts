@@ -12,6 +12,8 @@ import { GrpcAuditClient } from './auth/grpc-audit-client.js';
 import type { GatewayConfig } from './config.js';
 import { ApiError } from './errors/api-error.js';
 import { installCors } from './http/cors.js';
+import { loadConsoleConfig, type ConsoleConfig } from './console/console-config.js';
+import { installConsole } from './console/console-routes.js';
 import { OpenAiErrorFilter } from './errors/error.filter.js';
 import { GatewayModule } from './gateway.module.js';
 import {
@@ -41,6 +43,8 @@ export interface GatewayAppOptions {
   logger?: Logger;
   /** Replaces the gRPC auth-audit client (the benchmark's worker-only baseline uses this). */
   auth?: AuthAuditClient;
+  /** The web console's settings (default: from AIRLOCK_CONSOLE_* variables). */
+  console?: ConsoleConfig;
 }
 
 /** The client's x-request-id is kept (as its own audit field) up to this length; ids are always ours. */
@@ -139,6 +143,11 @@ export async function startGatewayApp(
   );
   app.useGlobalFilters(new OpenAiErrorFilter(logger, (refusal) => recorder.refusal(refusal)));
   installHooks(app.getHttpAdapter().getInstance(), metrics, logger, config);
+  installConsole(app.getHttpAdapter().getInstance(), {
+    config: options.console ?? loadConsoleConfig(),
+    auth,
+    logger,
+  });
 
   let discovering = false;
   let closing = false;

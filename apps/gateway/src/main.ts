@@ -1,12 +1,15 @@
 import { createLogger } from '@airlock/telemetry';
 import { ConfigError, loadGatewayConfig } from './config.js';
+import { loadConsoleConfig } from './console/console-config.js';
 import { startGatewayApp } from './gateway-app.js';
 
 /** Process entry: settings from the environment, clean shutdown on SIGINT/SIGTERM. */
 async function main(): Promise<void> {
   let config;
+  let consoleConfig;
   try {
     config = loadGatewayConfig();
+    consoleConfig = loadConsoleConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);
@@ -15,7 +18,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger({ service: 'gateway', level: config.logLevel });
-  const app = await startGatewayApp(config, { logger });
+  const app = await startGatewayApp(config, { logger, console: consoleConfig });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

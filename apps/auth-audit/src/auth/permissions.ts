@@ -4,6 +4,7 @@ import type { RoleName } from './principal.js';
 export type Operation =
   | 'inference'
   | 'models.list'
+  | 'console.sign_in'
   | 'models.manage'
   | 'admin.action'
   | 'tenants.read'
@@ -22,6 +23,8 @@ export type Operation =
 export const PERMISSIONS: Readonly<Record<Operation, readonly RoleName[]>> = {
   inference: ['admin', 'user'],
   'models.list': ['admin', 'user'],
+  // Every role may open the console; what it shows follows the role, and each call is checked again.
+  'console.sign_in': ['admin', 'auditor', 'user', 'tenant_admin'],
   'models.manage': ['admin'],
   'admin.action': ['admin'],
   // tenant_admin: its own tenant only (AdminService narrows every call to principal.tenant).

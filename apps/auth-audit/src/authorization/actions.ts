@@ -23,6 +23,12 @@ export const AUTHORIZE_ACTIONS = {
     needsModel: false,
     quota: false,
   },
+  ACTION_CONSOLE_SIGN_IN: {
+    name: 'console.sign_in',
+    operation: 'console.sign_in',
+    needsModel: false,
+    quota: false,
+  },
   ACTION_LIST_MODELS: { name: 'models.list', operation: 'models.list', needsModel: false, quota: false },
   ACTION_MANAGE_MODELS: {
     name: 'models.manage',

@@ -81,8 +81,11 @@ export interface CompleteOp {
   modelSigner?: string;
 }
 
-/** Actions whose end is the admin action record the gateway appends, not a Complete: no lease. */
-const ENDS_WITHOUT_COMPLETE: ReadonlySet<string> = new Set(['models.manage']);
+/**
+ * Actions without a Complete, so no lease: models.manage ends with the admin action record the gateway
+ * appends; a console sign-in is complete once its request record is committed.
+ */
+const ENDS_WITHOUT_COMPLETE: ReadonlySet<string> = new Set(['models.manage', 'console.sign_in']);
 
 export type BatchOp = AuthorizeOp | CompleteOp | RecordOp | InterruptOp;
 

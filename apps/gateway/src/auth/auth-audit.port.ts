@@ -10,7 +10,8 @@ export type InferenceAction =
   | 'responses.get'
   | 'responses.delete'
   | 'models.list'
-  | 'models.manage';
+  | 'models.manage'
+  | 'console.sign_in';
 
 /** The tenant's content capture mode: what the audit log (and the response store) may keep. */
 export type ContentCaptureMode = 'none' | 'digest' | 'full';
@@ -49,6 +50,9 @@ export interface Authorization {
   principal: string;
   tenant: string;
   role: string;
+  /** The key's name or the token's subject name, and whether it spans all tenants (the console shows both). */
+  principalName?: string;
+  global?: boolean;
   /** Models the caller may use, null for all: /v1/models lists only these. */
   allowedModels: string[] | null;
   /** OpenAI-style x-ratelimit-* headers computed from the quota answer. */

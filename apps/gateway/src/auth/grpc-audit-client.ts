@@ -33,6 +33,7 @@ const ACTION: Record<InferenceAction, audit.Action> = {
   'responses.delete': 'ACTION_DELETE_STORED_RESPONSE',
   'models.list': 'ACTION_LIST_MODELS',
   'models.manage': 'ACTION_MANAGE_MODELS',
+  'console.sign_in': 'ACTION_CONSOLE_SIGN_IN',
 };
 
 const OUTCOME: Record<CompletionOutcome, audit.Outcome> = {
@@ -120,6 +121,8 @@ export class GrpcAuditClient implements AuthAuditClient {
       principal: principal.id,
       tenant: principal.tenant,
       role: principal.role,
+      principalName: principal.name,
+      global: principal.global,
       allowedModels: response.allModels ? null : response.allowedModels,
       rateLimitHeaders: rateLimitHeaders(response.rateLimit),
       auditHeaders: response.auditReceipt
