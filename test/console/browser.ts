@@ -89,3 +89,15 @@ export async function openBrowser(): Promise<ConsoleBrowser> {
     close: () => browser.close(),
   };
 }
+
+/** The browser globals that page.evaluate callbacks touch (the repository's tsconfig has no DOM library). */
+export interface PageGlobals {
+  document: {
+    cookie: string;
+    documentElement: { outerHTML: string };
+    querySelectorAll(selector: string): { length: number };
+    querySelector(selector: string): unknown;
+  };
+  localStorage: Record<string, string>;
+  sessionStorage: Record<string, string>;
+}

@@ -6,7 +6,7 @@
 import pg from 'pg';
 import type { Page } from 'playwright-core';
 import { MODEL, Platform } from '../e2e/platform.js';
-import { describeWithBrowser, openBrowser, type ConsoleBrowser } from './browser.js';
+import { describeWithBrowser, openBrowser, type ConsoleBrowser, type PageGlobals } from './browser.js';
 
 describeWithBrowser('web console: auditor in a real browser', () => {
   const platform = new Platform({
@@ -73,12 +73,15 @@ describeWithBrowser('web console: auditor in a real browser', () => {
     const session = cookies.find((c) => c.name === '__Host-airlock-console');
     expect(session).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Strict', path: '/' });
     expect(session!.value).not.toContain(auditorKey.slice(-20));
-    const visible = await page.evaluate(() => ({
-      cookie: document.cookie,
-      local: JSON.stringify({ ...localStorage }),
-      session: JSON.stringify({ ...sessionStorage }),
-      html: document.documentElement.outerHTML,
-    }));
+    const visible = await page.evaluate(() => {
+      const { document, localStorage, sessionStorage } = globalThis as unknown as PageGlobals;
+      return {
+        cookie: document.cookie,
+        local: JSON.stringify({ ...localStorage }),
+        session: JSON.stringify({ ...sessionStorage }),
+        html: document.documentElement.outerHTML,
+      };
+    });
     expect(visible.cookie).toBe('');
     for (const text of Object.values(visible)) expect(text).not.toContain(auditorKey);
     // The auditor's navigation: the audit views only.
@@ -94,10 +97,12 @@ describeWithBrowser('web console: auditor in a real browser', () => {
     await page.getByLabel('Outcome').selectOption('succeeded');
     await page.getByRole('button', { name: 'Search' }).click();
     const rows = page.locator('tbody tr');
-    await page.waitForFunction(
-      () =>
-        document.querySelectorAll('tbody tr').length === 3 && !document.querySelector('[aria-busy="true"]'),
-    );
+    await page.waitForFunction(() => {
+      const { document } = globalThis as unknown as PageGlobals;
+      return (
+        document.querySelectorAll('tbody tr').length === 3 && !document.querySelector('[aria-busy="true"]')
+      );
+    });
     for (const row of await rows.all()) {
       const cells = await row.locator('td').allTextContents();
       expect(cells[3]).toBe('chat.completions');
