@@ -97,6 +97,7 @@ export async function startWorkerApp(settings: WorkerSettings, logger?: Logger):
     new FileDigestCache(settings.dataDir, log),
     settings.workerId,
     log,
+    settings.llamaServerBin,
   );
 
   const health = new HealthImplementation({ '': 'NOT_SERVING', [WORKER_SERVICE_NAME]: 'NOT_SERVING' });

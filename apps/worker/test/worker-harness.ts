@@ -14,6 +14,10 @@ import type {
 import { createLogger } from '@airlock/telemetry';
 import { startWorkerApp, type WorkerApp } from '../src/worker-app.js';
 import type { WorkerSettings } from '../src/config/worker-settings.js';
+import { defaultLlamaServerBin } from '../src/engine/llama-server-binary.js';
+
+/** llama-server for `engine: llama-server` models: AIRLOCK_LLAMA_SERVER_BIN, else where the build caches it. */
+export const LLAMA_SERVER_BIN = process.env.AIRLOCK_LLAMA_SERVER_BIN ?? defaultLlamaServerBin();
 
 export { TEST_MODELS_DIR as MODELS_DIR, describeWithModels } from '../../../test/support/test-models.js';
 
@@ -56,6 +60,7 @@ export async function startTestWorker(
       modelsFile,
       drainTimeoutSeconds: 5,
       workerId: 'test-worker',
+      llamaServerBin: LLAMA_SERVER_BIN,
       logLevel: 'info',
       // The worker's own suites call it directly; mTLS from the gateway is tested in test/security and e2e.
       transport: { kind: 'plaintext' },

@@ -10,6 +10,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import type { CompleteRequest, EmbedResponse, TokenizeResponse } from '@airlock/contracts';
 import { schemaLimitProblem } from '../../gateway/src/openai/schema-limits.js';
+import type { ModelRunner } from '../src/engine/model-runner.js';
 import {
   MODELS_DIR,
   describeWithModels,
@@ -271,7 +272,7 @@ models:
   });
 
   it('refuses a 3.5 MB prompt (about what a 4 MB body carries; the gRPC message limit is 4 MB) after tokenizing one slice, not all of it (work counted in slices)', async () => {
-    const runner = worker.app.fleet.runnerFor('stories');
+    const runner = worker.app.fleet.runnerFor('stories') as ModelRunner;
     const before = runner.tokenizeSlices;
     const huge = 'Once upon a time there was a story. '.repeat(Math.ceil((3.5 * 1024 * 1024) / 36));
     for (const call of [
@@ -285,7 +286,7 @@ models:
     ]) {
       await expect(call()).rejects.toMatchObject({ code: status.OUT_OF_RANGE });
     }
-    const chatRunner = worker.app.fleet.runnerFor('stories-chat');
+    const chatRunner = worker.app.fleet.runnerFor('stories-chat') as ModelRunner;
     // 3.5 MB is 224 slices of 16 Ki characters; one slice already exceeds a 512- or 2048-token context.
     expect(runner.tokenizeSlices - before).toBe(1);
     expect(chatRunner.tokenizeSlices).toBeLessThanOrEqual(1);
@@ -296,7 +297,7 @@ models:
   });
 
   it('keeps streaming another model’s tokens while a request compiles the largest accepted schema or sends a 3 MB prompt, and compiles a repeated schema once (counted in tokens, turns and compiles)', async () => {
-    const runner = worker.app.fleet.runnerFor('stories');
+    const runner = worker.app.fleet.runnerFor('stories') as ModelRunner;
     const schema = largestAcceptedSchema();
     expect(schemaLimitProblem(schema)).toBeUndefined();
     const schemaText = JSON.stringify(schema);

@@ -30,6 +30,7 @@ models:
     expect(big).toEqual({
       id: 'gpt-oss-20b',
       path: join(dir, 'models/gpt-oss-20b.gguf'),
+      engine: 'node-llama-cpp',
       sha256: 'ab'.repeat(32),
       contextSize: 8192,
       parallel: 8,
@@ -67,6 +68,12 @@ models:
     ],
     ['an id with spaces', 'models:\n  - id: my model\n    path: a.gguf\n', /models\.0\.id/],
     ['no models', 'models: []\n', /models/],
+    ['an unknown engine', 'models:\n  - id: a\n    path: a.gguf\n    engine: vllm\n', /models\.0\.engine/],
+    [
+      'embeddings on llama-server',
+      'models:\n  - id: a\n    path: a.gguf\n    engine: llama-server\n    embeddings: true\n',
+      /models\.0\.embeddings: embeddings: true needs engine node-llama-cpp/,
+    ],
     ['broken YAML', 'models: [\n', /cannot read model catalog/],
   ])('rejects %s with a message naming it', async (_name, text, message) => {
     await expect(readCatalogFile(write(text))).rejects.toThrow(message);

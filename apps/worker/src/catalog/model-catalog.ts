@@ -5,6 +5,11 @@ import { z } from 'zod';
 
 export type GpuBackend = 'auto' | 'cuda' | 'vulkan' | 'cpu';
 export type GpuLayers = 'auto' | 'max' | number;
+/**
+ * What runs the model: node-llama-cpp in the worker's process, or llama.cpp's own `llama-server` as the
+ * worker's child process (same llama.cpp release, built from the source node-llama-cpp ships).
+ */
+export type EngineKind = 'node-llama-cpp' | 'llama-server';
 
 /** One model the worker serves, as the catalog describes it. */
 export interface ModelSpec {
@@ -12,6 +17,7 @@ export interface ModelSpec {
   id: string;
   /** Absolute path of the GGUF file. */
   path: string;
+  engine: EngineKind;
   /** Expected SHA-256 of the file (hex); verified before loading when given. */
   sha256?: string;
   /** Tokens per sequence; defaults to the smaller of 4096 and what the model was trained on. */
@@ -48,6 +54,7 @@ const entrySchema = z
   .object({
     id: modelId,
     path: z.string().min(1),
+    engine: z.enum(['node-llama-cpp', 'llama-server']).default('node-llama-cpp'),
     sha256: z
       .string()
       .regex(/^[0-9a-fA-F]{64}$/, 'a 64-digit hex SHA-256')
@@ -80,7 +87,12 @@ const entrySchema = z
       .max(256)
       .default([]),
   })
-  .strict();
+  .strict()
+  // llama-server serves embeddings only in an embeddings-only mode (no completions): refused, not half-served.
+  .refine((entry) => !(entry.engine === 'llama-server' && entry.embeddings), {
+    message: 'embeddings: true needs engine node-llama-cpp (llama-server embeds only without completions)',
+    path: ['embeddings'],
+  });
 
 const catalogSchema = z.object({ models: z.array(entrySchema).min(1) }).strict();
 

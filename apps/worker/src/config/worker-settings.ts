@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { defaultLlamaServerBin } from '../engine/llama-server-binary.js';
 import { internalTransportFromEnv, type InternalTransport } from '@airlock/contracts';
 
 /** The worker's process settings, read once from the environment at boot. */
@@ -18,6 +19,11 @@ export interface WorkerSettings {
   /** Threads of a model whose catalog entry names none (AIRLOCK_WORKER_THREADS); else every available CPU. */
   defaultThreads?: number;
   workerId: string;
+  /**
+   * llama.cpp's llama-server for models whose catalog entry says `engine: llama-server`
+   * (AIRLOCK_LLAMA_SERVER_BIN); by default where bench/llama-cpp-build.mjs caches its build.
+   */
+  llamaServerBin: string;
   logLevel: string;
   /** mTLS from the platform CA (only the gateway may call), or plaintext when asked for by name. */
   transport: InternalTransport;
@@ -36,6 +42,7 @@ const envSchema = z.object({
   AIRLOCK_DRAIN_TIMEOUT_SECONDS: z.coerce.number().min(0).max(3600).default(30),
   AIRLOCK_WORKER_ID: z.string().min(1).optional(),
   AIRLOCK_WORKER_THREADS: z.coerce.number().int().min(1).max(1024).optional(),
+  AIRLOCK_LLAMA_SERVER_BIN: z.string().min(1).optional(),
   AIRLOCK_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
 });
 
@@ -68,6 +75,7 @@ export function readWorkerSettings(env: NodeJS.ProcessEnv = process.env): Worker
     drainTimeoutSeconds: e.AIRLOCK_DRAIN_TIMEOUT_SECONDS,
     defaultThreads: e.AIRLOCK_WORKER_THREADS,
     workerId: e.AIRLOCK_WORKER_ID ?? hostname(),
+    llamaServerBin: resolve(e.AIRLOCK_LLAMA_SERVER_BIN ?? defaultLlamaServerBin(env)),
     logLevel: e.AIRLOCK_LOG_LEVEL,
     transport: transport.transport,
   };

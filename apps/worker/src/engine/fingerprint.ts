@@ -8,6 +8,13 @@ import type { Llama } from 'node-llama-cpp';
  */
 export function systemFingerprint(modelSha256: string, llama: Llama): string {
   const release = llama.llamaCppRelease;
-  const engine = `${release.repo}@${release.release}/${llama.buildType}/${llama.gpu || 'cpu'}`;
+  return engineFingerprint(
+    modelSha256,
+    `${release.repo}@${release.release}/${llama.buildType}/${llama.gpu || 'cpu'}`,
+  );
+}
+
+/** The same over any engine description (llama-server: its build and backend). */
+export function engineFingerprint(modelSha256: string, engine: string): string {
   return `fp_${createHash('sha256').update(`${modelSha256}\n${engine}`).digest('hex').slice(0, 10)}`;
 }

@@ -6,6 +6,8 @@ import { FileDigestCache } from '../catalog/file-digest.js';
 import { ModelRefusedError, ModelVerification } from '../catalog/model-verification.js';
 import { availableCpus } from './available-cpus.js';
 import type { LlamaRuntime } from './llama-runtime.js';
+import { LlamaServerRunner } from './llama-server-runner.js';
+import type { ModelEngine } from './model-engine.js';
 import { ModelRunner } from './model-runner.js';
 import { draining, modelNotFound, modelNotReady } from './worker-errors.js';
 import { WorkerMetrics } from './worker-metrics.js';
@@ -16,7 +18,7 @@ import { WorkerMetrics } from './worker-metrics.js';
  */
 export class ModelFleet {
   readonly metrics: WorkerMetrics;
-  private readonly runners = new Map<string, ModelRunner>();
+  private readonly runners = new Map<string, ModelEngine>();
   private isDraining = false;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
@@ -32,13 +34,20 @@ export class ModelFleet {
     digests: FileDigestCache,
     private readonly workerId: string,
     private readonly logger: Logger,
+    /** llama-server, for models whose entry says `engine: llama-server`. */
+    llamaServerBin = '',
   ) {
     this.verification = new ModelVerification(digests);
     this.metrics = new WorkerMetrics(() => [...this.runners.values()].map((runner) => this.statusOf(runner)));
     const cpus = availableCpus();
     for (const spec of specs) {
       const threads = Math.min(spec.threads ?? cpus, cpus);
-      this.runners.set(spec.id, new ModelRunner(spec, threads, this.metrics, logger));
+      this.runners.set(
+        spec.id,
+        spec.engine === 'llama-server'
+          ? new LlamaServerRunner(spec, threads, llamaServerBin, this.metrics, logger)
+          : new ModelRunner(spec, threads, this.metrics, logger),
+      );
     }
   }
 
@@ -61,7 +70,7 @@ export class ModelFleet {
   }
 
   /** Loaded by its engine and its weights verified. */
-  private serving(runner: ModelRunner): boolean {
+  private serving(runner: ModelEngine): boolean {
     return runner.ready && this.provenance.has(runner.spec.id);
   }
 
@@ -77,7 +86,7 @@ export class ModelFleet {
   }
 
   /** The runner for a request; refuses new work once draining. */
-  runnerFor(modelId: string): ModelRunner {
+  runnerFor(modelId: string): ModelEngine {
     if (this.isDraining) throw draining();
     const runner = this.runners.get(modelId);
     if (!runner) throw modelNotFound(modelId);
@@ -95,7 +104,7 @@ export class ModelFleet {
   }
 
   /** A model still being hashed is loading, whatever its engine says. */
-  private statusOf(runner: ModelRunner): ModelStatus {
+  private statusOf(runner: ModelEngine): ModelStatus {
     const status = runner.status();
     const provenance = this.provenance.get(runner.spec.id);
     if (provenance) return { ...status, provenance };
@@ -149,7 +158,7 @@ export class ModelFleet {
   }
 
   /** Hashes and checks before load, and the provenance every answer carries once the model serves. */
-  private async loadOne(runner: ModelRunner): Promise<void> {
+  private async loadOne(runner: ModelEngine): Promise<void> {
     const { spec } = runner;
     let known: ModelProvenance | undefined;
     try {
@@ -162,6 +171,13 @@ export class ModelFleet {
     // Unpinned by the catalog: the file is hashed while the engine loads it; the model serves once both are done.
     const hashing = known ? Promise.resolve(known) : this.verification.digestOf(spec);
     hashing.catch(() => undefined);
+    // The same verified file goes to either engine.
+    if (runner instanceof LlamaServerRunner) {
+      await runner.load();
+      if (runner.ready) await this.serveOnceHashed(runner, hashing, (sha256) => runner.identify(sha256));
+      return;
+    }
+    if (!(runner instanceof ModelRunner)) return;
     let llama: Llama;
     try {
       llama = await this.runtime.get(spec.gpu);
@@ -175,9 +191,18 @@ export class ModelFleet {
     }
     await runner.load(llama);
     if (!runner.ready) return;
+    await this.serveOnceHashed(runner, hashing, (sha256) => runner.identify(sha256, llama));
+  }
+
+  private async serveOnceHashed(
+    runner: ModelEngine,
+    hashing: Promise<ModelProvenance>,
+    identify: (sha256: string) => void,
+  ): Promise<void> {
+    const { spec } = runner;
     try {
       const provenance = await hashing;
-      runner.identify(provenance.sha256, llama);
+      identify(provenance.sha256);
       this.provenance.set(spec.id, provenance);
       this.logger.info(
         { model: spec.id, sha256: provenance.sha256, signer: provenance.signer || 'unsigned' },
@@ -190,7 +215,7 @@ export class ModelFleet {
     }
   }
 
-  private refuse(runner: ModelRunner, error: ModelRefusedError): void {
+  private refuse(runner: ModelEngine, error: ModelRefusedError): void {
     runner.fail(error.message);
     const { reason, ...fields } = error.log;
     this.logger.error({ model: runner.spec.id, ...fields }, reason);

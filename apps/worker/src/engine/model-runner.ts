@@ -16,7 +16,6 @@ import {
 } from 'node-llama-cpp';
 import type {
   ChatRequest,
-  ChatResponse,
   CompleteRequest,
   EmbedResponse,
   Finish,
@@ -27,7 +26,9 @@ import type {
 } from '@airlock/contracts';
 import type { Logger } from '@airlock/telemetry';
 import type { ModelSpec } from '../catalog/model-catalog.js';
+import type { GenerationOptions, ModelEngine } from './model-engine.js';
 import { toChatFunctions, toChatHistory } from './chat-history.js';
+import { generationBudget } from './generation-budget.js';
 import { DecodeLockstep } from './decode-lockstep.js';
 import { systemFingerprint } from './fingerprint.js';
 import { generateWithLogprobs, type LogprobGenerationOptions } from './logprob-generation.js';
@@ -45,15 +46,7 @@ import {
   WorkerError,
 } from './worker-errors.js';
 
-/** Events of one generation, in the order the client sees them. */
-export type GenerationEvent = ChatResponse;
-
-export interface GenerationOptions {
-  signal: AbortSignal;
-  onEvent: (event: GenerationEvent) => void;
-  /** The request's tenant: a sequence's kept tokens are reused only for the tenant that left them. */
-  tenant: string;
-}
+export type { GenerationEvent, GenerationOptions } from './model-engine.js';
 
 /** Limits on embedding requests: a batch of many inputs is one request, so it is bounded too. */
 export const MAX_EMBEDDING_INPUTS = 2048;
@@ -84,7 +77,7 @@ interface StopMeta {
  * queue in front of them, and an optional embedding context. Each request leases one sequence for its
  * whole generation and releases it on every path (done, error, cancel).
  */
-export class ModelRunner {
+export class ModelRunner implements ModelEngine {
   private state: LoadState = 'MODEL_STATE_LOADING';
   private loadProgress = 0;
   private loadError = '';
@@ -506,20 +499,8 @@ export class ModelRunner {
     }
   }
 
-  /**
-   * Tokens the request may generate: what it asked for, checked against what is left of its sequence; or,
-   * when it asked for nothing, what is left (within its limit): the answer then ends at a stop or "length".
-   */
   private generationBudget(promptTokens: number, sampling: SamplingParams | undefined): number {
-    const requested = sampling?.maxTokens;
-    const contextSize = this.context!.contextSize;
-    if (promptTokens >= contextSize) throw contextExceeded(this.spec.id, promptTokens + 1, contextSize);
-    if (requested && promptTokens + requested > contextSize) {
-      throw contextExceeded(this.spec.id, promptTokens + requested, contextSize);
-    }
-    // Never more than what fits: a full context ends the generation ("length") instead of shifting out messages.
-    const left = contextSize - promptTokens;
-    return requested || Math.min(left, sampling?.maxTokensLimit || left);
+    return generationBudget(this.spec.id, promptTokens, this.context!.contextSize, sampling);
   }
 
   /** OpenAI's logit_bias (added to the logits; -100 bans a token) in node-llama-cpp's terms. */

@@ -8,6 +8,8 @@ import type { ModelStatus } from '@airlock/contracts';
  */
 export class WorkerMetrics {
   readonly registry = new Registry();
+  /** Run before each scrape: an engine in another process (llama-server) brings its counters up to date. */
+  private readonly scrapeHooks: (() => Promise<void>)[] = [];
 
   readonly promptTokens = new Counter({
     name: 'airlock_worker_prompt_tokens_total',
@@ -59,6 +61,8 @@ export class WorkerMetrics {
     help: 'Decode steps: batches of sequence decodes released together, by model',
     labelNames: ['model'],
     registers: [this.registry],
+    // Registered before decoded_sequences: both are current by the time either is read.
+    collect: () => this.runScrapeHooks(),
   });
 
   readonly decodedSequences = new Counter({
@@ -75,12 +79,27 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
 
+  readonly engineRestarts = new Counter({
+    name: 'airlock_worker_engine_restarts_total',
+    help: 'Times a model engine process (llama-server) died and was started again, by model',
+    labelNames: ['model'],
+    registers: [this.registry],
+  });
+
   readonly modelLoadSeconds = new Gauge({
     name: 'airlock_worker_model_load_seconds',
     help: 'How long the model took to load',
     labelNames: ['model'],
     registers: [this.registry],
   });
+
+  onScrape(hook: () => Promise<void>): void {
+    this.scrapeHooks.push(hook);
+  }
+
+  private async runScrapeHooks(): Promise<void> {
+    await Promise.allSettled(this.scrapeHooks.map((hook) => hook()));
+  }
 
   constructor(statusOf: () => ModelStatus[]) {
     collectDefaultMetrics({ register: this.registry, prefix: 'airlock_worker_' });

@@ -14,7 +14,7 @@ import type {
   TokenizeResponse,
 } from '@airlock/contracts';
 import { ModelFleet } from '../engine/model-fleet.js';
-import type { GenerationOptions, ModelRunner } from '../engine/model-runner.js';
+import type { GenerationOptions, ModelEngine } from '../engine/model-engine.js';
 import { cancelled } from '../engine/worker-errors.js';
 import { toRpcException } from './grpc-error.js';
 
@@ -51,8 +51,8 @@ export class WorkerGrpcController {
 
   @GrpcMethod('WorkerService', 'Tokenize')
   async tokenize(request: TokenizeRequest): Promise<TokenizeResponse> {
-    return this.unary(() => {
-      const tokens = this.fleet.runnerFor(request.model).tokenize(request.text ?? '');
+    return this.unary(async () => {
+      const tokens = await this.fleet.runnerFor(request.model).tokenize(request.text ?? '');
       return { tokens, count: tokens.length };
     });
   }
@@ -75,17 +75,17 @@ export class WorkerGrpcController {
 
   /**
    * Streams one generation. Unsubscribing (the client cancelled the call) aborts it: node-llama-cpp checks the
-   * signal between tokens, and the runner releases the sequence for the next request.
+   * signal between tokens, llama-server sees its connection close, and the sequence is released for the next request.
    */
   private generation(
     modelId: string,
     tenant: string,
-    run: (runner: ModelRunner, options: GenerationOptions) => Promise<Finish>,
+    run: (runner: ModelEngine, options: GenerationOptions) => Promise<Finish>,
   ): Observable<ChatResponse> {
     return new Observable<ChatResponse>((subscriber) => {
       const abort = new AbortController();
       const done = this.fleet.track();
-      let runner: ModelRunner;
+      let runner: ModelEngine;
       try {
         runner = this.fleet.runnerFor(modelId);
       } catch (error) {
