@@ -3,7 +3,10 @@
 // subset schema written from the CloudNativePG 1.25 API reference (test/helm/schemas; not the upstream CRD, which no
 // npm package carries), and the wiring to auth-audit's least-privilege roles (docs/audit-log.md) is checked on the
 // rendered objects. What needs a real cluster (the operator accepting it, failover, TLS handshakes) is not proven here.
-import { ofKind, renderChart, runHelm, templateArgs, type KubeObject } from './helm-harness.js';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ofKind, parseManifests, renderChart, repoRoot, runHelm, templateArgs, type KubeObject } from './helm-harness.js';
 import { validateObject } from './kube-validation.js';
 
 interface Env {
@@ -172,6 +175,25 @@ describe('CloudNativePG Cluster (postgresql.cloudNativePG)', () => {
     const roles = ofKind<Cluster>(given, 'Cluster')[0].spec.managed.roles;
     expect(roles.map((r) => r.passwordSecret.name)).toEqual(['vault-runtime', 'vault-retention']);
     expect(ofKind(given, 'Secret').filter((s) => s.type === 'kubernetes.io/basic-auth')).toEqual([]);
+  });
+
+  it("renders the install guide's own values block (placeholders filled in) into a valid Cluster", async () => {
+    const guide = readFileSync(join(repoRoot, 'docs', 'air-gapped-install.md'), 'utf8');
+    const section = guide.slice(guide.indexOf('## PostgreSQL on CloudNativePG'));
+    const block = /cat >> my-values\.yaml <<'VALUES'\n([\s\S]*?)\nVALUES\n/.exec(section)![1];
+    const file = join(mkdtempSync(join(tmpdir(), 'airlock-cnpg-guide-')), 'my-values.yaml');
+    writeFileSync(file, block.replace('<registry>', 'registry.hospital.example').replace('<your StorageClass>', 'ceph-rbd'));
+    const result = runHelm([...templateArgs({}), '--values', file]);
+    expect(result.stderr).toBe('');
+    const rendered = ofKind<Cluster>(parseManifests(result.stdout), 'Cluster')[0];
+    expect(await validateObject(rendered)).toEqual([]);
+    expect(rendered.spec).toMatchObject({
+      instances: 3,
+      imageName: 'registry.hospital.example/cloudnative-pg/postgresql:17.6',
+      postgresql: { synchronous: { method: 'any', number: 1, dataDurability: 'required' } },
+      storage: { size: '50Gi', storageClass: 'ceph-rbd' },
+    });
+    expect(rendered.spec.managed.roles.map((r) => r.name)).toEqual(['airlock_runtime', 'airlock_retention']);
   });
 
   it.each<[string, string[], RegExp]>([
