@@ -8,6 +8,7 @@
 //   npm run bench:vs-llama
 //   node bench/vs-llama-server.mjs --models bench,stories --streams 1,4,8,16 --rounds 3 --threads 1
 //   node bench/vs-llama-server.mjs --models stories --phases short,latency --database pglite
+//   node bench/vs-llama-server.mjs --engine llama-server    # Airlock's worker on its llama-server engine
 //
 // Phases:
 //   streams   tokens/s with 1, 4, 8 and 16 concurrent streamed completions (each client runs `--requests`
@@ -15,6 +16,9 @@
 //   short     short requests/s: `--short-clients` closed-loop clients, max_tokens 1, for `--short-seconds`
 //   latency   one client, max_tokens 1, sequential: p50 through the gateway, at the worker directly (gRPC) and
 //             at llama-server; "added" = gateway p50 − worker p50
+// Engines: `--engine node-llama-cpp` (default: the worker runs llama.cpp in process through node-llama-cpp) or
+// `--engine llama-server` (the worker runs the same llama-server binary as its child process, catalog
+// `engine: llama-server`): the yardstick is the same llama-server either way.
 // Models: `bench` (the generated ~100 M-parameter F16 model, libs/gguf preset "bench", made on first use in
 // bench/.cache) and `stories` (stories260K from AIRLOCK_TEST_MODELS_DIR / ../shared/models).
 // Prints ratios against the targets of issue 10 and writes bench/results/vs-llama-server.json.
@@ -48,6 +52,7 @@ const { values: args } = parseArgs({
     'short-seconds': { type: 'string', default: '5' },
     'latency-requests': { type: 'string', default: '200' },
     database: { type: 'string', default: 'postgres' },
+    engine: { type: 'string', default: 'node-llama-cpp' },
     'database-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/postgres' },
     out: { type: 'string', default: 'bench/results/vs-llama-server.json' },
   },
@@ -60,6 +65,9 @@ const slots = Math.max(...streamCounts);
 const rounds = Number(args.rounds);
 const threads = Number(args.threads);
 const CONTEXT_SIZE = 1024;
+if (!['node-llama-cpp', 'llama-server'].includes(args.engine)) {
+  throw new Error(`--engine must be node-llama-cpp or llama-server, not ${args.engine}`);
+}
 
 // ---------------------------------------------------------------- processes
 
@@ -144,7 +152,7 @@ async function startLlamaServer(tools, model) {
   return { name: 'llama-server', url, apiKey: 'unused', model: model.id, pids: [child.pid] };
 }
 
-async function startAirlock(model, dataDir) {
+async function startAirlock(tools, model, dataDir) {
   const adminKey = `alk_benchadmin_${randomBytes(32).toString('base64url')}`;
   const ports = {};
   for (const name of ['authGrpc', 'authOps', 'workerGrpc', 'workerOps', 'gateway', 'gatewayOps'])
@@ -164,7 +172,7 @@ async function startAirlock(model, dataDir) {
   const catalog = join(dataDir, `${model.id}.yaml`);
   writeFileSync(
     catalog,
-    `models:\n  - id: ${model.id}\n    path: ${model.path}\n    contextSize: ${CONTEXT_SIZE}\n` +
+    `models:\n  - id: ${model.id}\n    engine: ${args.engine}\n    path: ${model.path}\n    contextSize: ${CONTEXT_SIZE}\n` +
       `    parallel: ${slots}\n    queueSize: 4096\n    gpu: cpu\n    threads: ${threads}\n`,
   );
   const worker = startService('worker', {
@@ -172,6 +180,7 @@ async function startAirlock(model, dataDir) {
     AIRLOCK_GRPC_PORT: String(ports.workerGrpc),
     AIRLOCK_OPS_PORT: String(ports.workerOps),
     AIRLOCK_DATA_DIR: join(dataDir, 'worker'),
+    AIRLOCK_LLAMA_SERVER_BIN: tools['llama-server'],
   });
   const authAudit = startService('auth-audit', {
     AIRLOCK_GRPC_PORT: String(ports.authGrpc),
@@ -474,6 +483,7 @@ const report = {
     contextSize: CONTEXT_SIZE,
     rounds,
     database: args.database,
+    engine: args.engine,
     requests: Number(args.requests),
   },
   models: {},
@@ -489,10 +499,10 @@ try {
       continue;
     }
     console.log(
-      `\n${model.id}: threads ${threads}, slots ${slots}, ${model.tokens} tokens per streamed request`,
+      `\n${model.id}: worker engine ${args.engine}, threads ${threads}, slots ${slots}, ${model.tokens} tokens per streamed request`,
     );
     const llamaServer = await startLlamaServer(tools, model);
-    const airlock = await startAirlock(model, dataDir);
+    const airlock = await startAirlock(tools, model, dataDir);
     const servers = [airlock, llamaServer];
     const results = { streams: [], short: null, latency: null };
     try {
