@@ -7,6 +7,7 @@
 import pg from 'pg';
 import { FaultPlatform } from './fault-platform.js';
 import { SteadyLoad, type CallResult } from './steady-load.js';
+import { compareOutcomes, countBy as count, readAuditRecords } from './audit-outcomes.js';
 import { TEST_MODELS_DIR, describeWithModels } from '../support/test-models.js';
 
 const MODEL = 'stories260K';
@@ -24,16 +25,6 @@ const CALLS_BETWEEN_FAULTS = 40;
 type Fault = 'gateway' | 'auth-audit' | 'worker' | 'postgres';
 const FAULTS: Fault[] = ['gateway', 'auth-audit', 'worker', 'postgres'];
 
-interface AuditRow {
-  sequence: number;
-  kind: string;
-  request_id: string;
-  action: string;
-  outcome: string;
-  status_code: number;
-  error_class: string;
-}
-
 interface FaultReport {
   fault: Fault;
   at: number;
@@ -43,12 +34,6 @@ interface FaultReport {
   recoveredMs: number;
   inFlight: CallResult[];
 }
-
-const count = (items: string[]): Record<string, number> =>
-  items.reduce<Record<string, number>>(
-    (counts, item) => ({ ...counts, [item]: (counts[item] ?? 0) + 1 }),
-    {},
-  );
 
 describeWithModels('faults under steady load (kill -9 of each service, PostgreSQL restart)', () => {
   const platform = new FaultPlatform({
@@ -147,25 +132,8 @@ describeWithModels('faults under steady load (kill -9 of each service, PostgreSQ
     const sweptBy = Date.now() + (REQUEST_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS + 15) * 1000;
     while ((await openRequests()) > 0 && Date.now() < sweptBy) await new Promise((r) => setTimeout(r, 500));
 
-    const records = (
-      await database.query<AuditRow>(
-        'select sequence, kind, request_id, action, outcome, status_code, error_class from audit_records order by sequence',
-      )
-    ).rows.map((row) => ({ ...row, sequence: Number(row.sequence) }));
-    const requests = new Map(records.filter((r) => r.kind === 'request').map((r) => [r.request_id, r]));
-    const endings = new Map<string, AuditRow[]>();
-    for (const record of records.filter((r) => r.kind !== 'request'))
-      endings.set(record.request_id, [...(endings.get(record.request_id) ?? []), record]);
-
-    // A response served (status 200) without the committed request record its headers name.
-    const served = calls.filter((c) => c.status === 200);
-    const unrecorded = served.filter((c) => {
-      const record = requests.get(c.requestId);
-      return !record || record.outcome !== 'allowed' || record.sequence !== c.sequence;
-    });
-    // An allowed request without a final record (completion, or the admin action it authorised).
-    const allowed = [...requests.values()].filter((r) => r.outcome === 'allowed');
-    const unfinished = allowed.filter((r) => !endings.has(r.request_id));
+    const records = await readAuditRecords(database);
+    const findings = compareOutcomes(calls, records);
     const completions = records.filter((r) => r.kind === 'completion');
     const hangs = calls.filter((c) => c.outcome === 'hang');
     const truncated = calls.filter((c) => c.outcome === 'truncated');
@@ -176,6 +144,7 @@ describeWithModels('faults under steady load (kill -9 of each service, PostgreSQ
       body: '{}',
     });
     const verified = (await verify.json()) as Record<string, unknown>;
+    const offline = await platform.offlineVerify();
 
     const summary = {
       seconds: Math.round((Date.now() - testStarted) / 1000),
@@ -190,11 +159,16 @@ describeWithModels('faults under steady load (kill -9 of each service, PostgreSQ
         }),
       ),
       records: records.length,
-      requestRecords: count([...requests.values()].map((r) => r.outcome)),
+      requestRecords: count(records.filter((r) => r.kind === 'request').map((r) => r.outcome)),
       outcomes: count(completions.map((r) => `${r.outcome}${r.error_class ? `:${r.error_class}` : ''}`)),
-      served: served.length,
-      servedUnrecorded: unrecorded.length,
-      allowedUnfinished: unfinished.length,
+      served: findings.served.length,
+      servedUnrecorded: findings.unrecorded.length,
+      allowedUnfinished: findings.unfinished.length,
+      doubleCompletions: findings.doubled.length,
+      misstated: findings.misstated.length,
+      // Refused while auth-audit or PostgreSQL was down (nothing ran; the log could not be written then), or
+      // cut off with the gateway before any header came.
+      refusedUnrecorded: count(findings.refusedUnrecorded.map((c) => c.outcome)),
       openRequestsLeft: await openRequests(),
       faults: reports.map((r) => ({
         fault: r.fault,
@@ -210,19 +184,31 @@ describeWithModels('faults under steady load (kill -9 of each service, PostgreSQ
         witnessed_checkpoints: verified.witnessed_checkpoints,
         message: verified.message,
       },
+      offlineVerify: {
+        ok: offline.ok,
+        records: offline.records,
+        witnessed: offline.witnessed,
+        message: offline.message,
+      },
     };
     process.stdout.write(`\nfault-injection summary:\n${JSON.stringify(summary, null, 2)}\n`);
     const failureContext = () => `${JSON.stringify(summary)}\n${platform.logs()}`;
 
+    const { unrecorded, unfinished, doubled, misstated } = findings;
     expect({ unrecorded, context: unrecorded.length ? failureContext() : '' }).toEqual({
       unrecorded: [],
       context: '',
     });
     expect(unfinished.map((r) => `${r.sequence} ${r.action}`)).toEqual([]);
+    expect(doubled).toEqual([]);
+    expect(misstated).toEqual([]);
     expect(summary.openRequestsLeft).toBe(0);
     expect(hangs).toEqual([]);
     expect(truncated).toEqual([]);
     expect(verified).toMatchObject({ ok: true });
+    // The export is read after the records above and the verify call (audited reads): it holds more.
+    expect(offline).toMatchObject({ ok: true });
+    expect(Number(offline.records)).toBeGreaterThanOrEqual(records.length);
     expect(Number(verified.witnessed_checkpoints)).toBeGreaterThan(0);
     for (const report of reports) expect(report.recoveredMs).toBeLessThan(RECOVERY_BOUND_MS);
     // The faults hit traffic: calls were in flight at each, and the load went on after the last.

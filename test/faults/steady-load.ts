@@ -11,6 +11,8 @@ export interface CallResult {
   sequence: number;
   /** HTTP status of the response; 0 when none came (connection refused or reset before the headers). */
   status: number;
+  /** Streams: the chunks with content the client had received (each is one token here). */
+  chunks: number;
   /** `ok`, `http_<status>:<code>`, `stream_error:<code>`, `connection`, `truncated` or `hang`. */
   outcome: string;
   startedAt: number;
@@ -33,10 +35,17 @@ function noteHeaders(seen: Partial<CallResult>, response: Response): void {
 
 /** A stream is whole when a choice finished; one that just stops, without an error, is cut silently. */
 async function drain(
-  stream: AsyncIterable<{ choices: { finish_reason?: string | null }[] }>,
+  stream: AsyncIterable<{
+    choices: { finish_reason?: string | null; delta?: { content?: string | null } }[];
+  }>,
+  seen: Partial<CallResult>,
 ): Promise<'ok' | 'truncated'> {
   let finished = false;
-  for await (const chunk of stream) if (chunk.choices.some((c) => c.finish_reason)) finished = true;
+  seen.chunks = 0;
+  for await (const chunk of stream) {
+    if (chunk.choices.some((c) => c.delta?.content)) seen.chunks += 1;
+    if (chunk.choices.some((c) => c.finish_reason)) finished = true;
+  }
   return finished ? 'ok' : 'truncated';
 }
 
@@ -49,7 +58,7 @@ export function loadShapes(model: string): Shape[] {
           .create({ model, messages, stream: true }, { signal })
           .withResponse();
         noteHeaders(seen, response);
-        seen.outcome = await drain(data);
+        seen.outcome = await drain(data, seen);
       },
     },
     {
@@ -69,7 +78,7 @@ export function loadShapes(model: string): Shape[] {
           .create({ model, messages, max_tokens: 32, stream: true }, { signal })
           .withResponse();
         noteHeaders(seen, response);
-        seen.outcome = await drain(data);
+        seen.outcome = await drain(data, seen);
       },
     },
     {
@@ -195,6 +204,7 @@ export class SteadyLoad {
       requestId: '',
       sequence: 0,
       status: 0,
+      chunks: 0,
       outcome: 'connection',
       ...seen,
       startedAt,
