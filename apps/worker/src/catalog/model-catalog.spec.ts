@@ -69,11 +69,6 @@ models:
     ['an id with spaces', 'models:\n  - id: my model\n    path: a.gguf\n', /models\.0\.id/],
     ['no models', 'models: []\n', /models/],
     ['an unknown engine', 'models:\n  - id: a\n    path: a.gguf\n    engine: vllm\n', /models\.0\.engine/],
-    [
-      'embeddings on llama-server',
-      'models:\n  - id: a\n    path: a.gguf\n    engine: llama-server\n    embeddings: true\n',
-      /models\.0\.embeddings: embeddings: true needs engine node-llama-cpp/,
-    ],
     ['broken YAML', 'models: [\n', /cannot read model catalog/],
   ])('rejects %s with a message naming it', async (_name, text, message) => {
     await expect(readCatalogFile(write(text))).rejects.toThrow(message);

@@ -87,12 +87,7 @@ const entrySchema = z
       .max(256)
       .default([]),
   })
-  .strict()
-  // llama-server serves embeddings only in an embeddings-only mode (no completions): refused, not half-served.
-  .refine((entry) => !(entry.engine === 'llama-server' && entry.embeddings), {
-    message: 'embeddings: true needs engine node-llama-cpp (llama-server embeds only without completions)',
-    path: ['embeddings'],
-  });
+  .strict();
 
 const catalogSchema = z.object({ models: z.array(entrySchema).min(1) }).strict();
 

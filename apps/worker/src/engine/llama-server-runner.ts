@@ -17,6 +17,7 @@ import { generationBudget } from './generation-budget.js';
 import { completionSampling, toFinishReason, toTokenLogprobs } from './llama-server-params.js';
 import { LlamaServerHttpError, LlamaServerProcess, httpError, readText } from './llama-server-process.js';
 import type { GenerationOptions, ModelEngine } from './model-engine.js';
+import { MAX_EMBEDDING_INPUTS } from './model-runner.js';
 import { SlotScheduler, type SlotLease } from './slot-scheduler.js';
 import { ThroughputWindow } from './throughput-window.js';
 import type { WorkerMetrics } from './worker-metrics.js';
@@ -83,6 +84,9 @@ export class LlamaServerRunner implements ModelEngine {
   private modelSha256?: string;
   private disposed = false;
   private readonly server: LlamaServerProcess;
+  /** A second llama-server in embeddings mode (`embeddings: true`): one process cannot serve both well. */
+  private readonly embedder?: LlamaServerProcess;
+  private embeddingContextSize = 0;
   private readonly slots: Slot[];
   private readonly scheduler: SlotScheduler<Slot>;
   private readonly throughput = new ThroughputWindow();
@@ -106,6 +110,9 @@ export class LlamaServerRunner implements ModelEngine {
     this.slots = Array.from({ length: spec.parallel }, (_, index) => ({ index, usedTokens: 0 }));
     this.scheduler = new SlotScheduler(this.slots, spec.queueSize, () => queueFull(spec.id, spec.queueSize));
     this.server = new LlamaServerProcess(bin, [], (why) => this.onUnexpectedExit(why));
+    if (spec.embeddings) {
+      this.embedder = new LlamaServerProcess(bin, [], (why) => this.onUnexpectedExit(`embeddings ${why}`));
+    }
     const labels = { model: spec.id };
     this.tokenMetrics = {
       generated: metrics.generatedTokens.labels(labels),
@@ -148,6 +155,14 @@ export class LlamaServerRunner implements ModelEngine {
       const args = await this.serverArgs();
       this.server.setArgs(args);
       await this.server.start();
+      if (this.embedder) {
+        this.embeddingContextSize = Math.min(
+          this.spec.contextSize ?? DEFAULT_CONTEXT_SIZE,
+          await trainContextSize(this.spec.path),
+        );
+        this.embedder.setArgs(this.embedderArgs());
+        await this.embedder.start();
+      }
       await this.readInfo();
       this.state = 'MODEL_STATE_READY';
       const seconds = (performance.now() - started) / 1000;
@@ -168,6 +183,7 @@ export class LlamaServerRunner implements ModelEngine {
       this.loadError = `cannot load ${this.spec.path} on llama-server: ${(error as Error).message}`;
       this.logger.error({ model: this.spec.id, err: this.loadError }, 'model failed to load');
       await this.server.stop();
+      await this.embedder?.stop();
     }
   }
 
@@ -223,10 +239,44 @@ export class LlamaServerRunner implements ModelEngine {
     return this.generate('completion', options, tokens, request.sampling, echo);
   }
 
-  embed(): Promise<EmbedResponse> {
-    this.requireReady();
-    // The catalog refuses embeddings: true for this engine (llama-server embeds only without completions).
-    return Promise.reject(embeddingsNotServed(this.spec.id));
+  async embed(inputs: string[], tokenInputs: number[][] = []): Promise<EmbedResponse> {
+    const info = this.requireReady();
+    const embedder = this.embedder;
+    if (!embedder) throw embeddingsNotServed(this.spec.id);
+    const count = inputs.length + tokenInputs.length;
+    if (count === 0) throw invalidArgument('input must contain at least one text');
+    if (count > MAX_EMBEDDING_INPUTS)
+      throw invalidArgument(`input takes at most ${MAX_EMBEDDING_INPUTS} texts`);
+    tokenInputs.forEach((ids, index) => {
+      const bad = ids.find((id) => id >= info.vocabularySize);
+      if (bad !== undefined) {
+        throw invalidArgument(
+          `input[${index}] has token ${bad}, outside the vocabulary of ${info.vocabularySize}`,
+        );
+      }
+    });
+    const tokenized = [...(await Promise.all(inputs.map((input) => this.tokenize(input)))), ...tokenInputs];
+    tokenized.forEach((tokens, index) => {
+      if (tokens.length === 0) throw invalidArgument(`input[${index}] is empty`);
+      if (tokens.length + 1 > this.embeddingContextSize) {
+        throw contextExceeded(this.spec.id, tokens.length + 1, this.embeddingContextSize);
+      }
+    });
+    let answer: { index?: number; embedding: number[] | number[][] }[];
+    try {
+      answer = await embedder.json('POST', '/embedding', { content: tokenized });
+    } catch (error) {
+      throw this.engineFailure(error);
+    }
+    const embeddings = tokenized.map((_, index) => {
+      const vector = (answer.find((item) => item.index === index) ?? answer[index]).embedding;
+      // Pooled: one vector; unpooled models answer one per token, and the last token's stands for the text.
+      const values = Array.isArray(vector[0]) ? (vector as number[][]).at(-1)! : (vector as number[]);
+      return { values };
+    });
+    const promptTokens = tokenized.reduce((sum, tokens) => sum + tokens.length, 0);
+    this.metrics.promptTokens.inc({ model: this.spec.id }, promptTokens);
+    return { embeddings, promptTokens };
   }
 
   async tokenize(text: string): Promise<number[]> {
@@ -264,7 +314,7 @@ export class LlamaServerRunner implements ModelEngine {
       vramUsedBytes: 0,
       ramUsedBytes: this.info?.modelBytes ?? 0,
       contextSize,
-      servesEmbeddings: false,
+      servesEmbeddings: this.spec.embeddings,
       chatFormat: this.info ? 'llama-server-jinja' : '',
       systemFingerprint: this.fingerprint,
     };
@@ -278,6 +328,34 @@ export class LlamaServerRunner implements ModelEngine {
     this.disposed = true;
     this.scheduler.rejectWaiting(modelNotReady(this.spec.id, 'unloading'));
     await this.server.dispose();
+    await this.embedder?.dispose();
+  }
+
+  private embedderArgs(): string[] {
+    return [
+      '--model',
+      this.spec.path,
+      '--embeddings',
+      '--threads',
+      String(this.threads),
+      '--threads-batch',
+      String(this.threads),
+      '--parallel',
+      '1',
+      '--ctx-size',
+      String(this.embeddingContextSize),
+      '--batch-size',
+      String(this.embeddingContextSize),
+      '--ubatch-size',
+      String(this.embeddingContextSize),
+      '--cache-ram',
+      '0',
+      '--no-cache-prompt',
+      '--no-slots',
+      '--no-webui',
+      '--offline',
+      ...(this.spec.gpu === 'cpu' ? ['--n-gpu-layers', '0'] : []),
+    ];
   }
 
   private async serverArgs(): Promise<string[]> {
@@ -513,7 +591,9 @@ export class LlamaServerRunner implements ModelEngine {
       await sleep(250 * 2 ** attempt);
       if (this.disposed) return;
       try {
-        await this.server.start();
+        // Whichever died (the other one keeps its state).
+        if (!this.server.process) await this.server.start();
+        if (this.embedder && !this.embedder.process) await this.embedder.start();
         await this.readInfo();
         this.state = 'MODEL_STATE_READY';
         this.loadError = '';
@@ -521,7 +601,6 @@ export class LlamaServerRunner implements ModelEngine {
         return;
       } catch (error) {
         why = (error as Error).message;
-        await this.server.stop();
       }
     }
     this.fail(`llama-server keeps exiting: ${why}`);
