@@ -84,9 +84,13 @@ describeWithBrowser('web console: auditor in a real browser', () => {
     });
     expect(visible.cookie).toBe('');
     for (const text of Object.values(visible)) expect(text).not.toContain(auditorKey);
-    // The auditor's navigation: the audit views only.
+    // The auditor's navigation: the audit views only (no keys, tenants or models).
     const nav = page.getByRole('navigation', { name: 'Sections' });
-    expect(await nav.getByRole('link').allTextContents()).toEqual(['Audit log', 'Verify chain']);
+    expect(await nav.getByRole('link').allTextContents()).toEqual([
+      'Audit log',
+      'Verify chain',
+      'Check receipt',
+    ]);
     await expect(page.getByText('console auditor · auditor · tenant default').isVisible()).resolves.toBe(
       true,
     );

@@ -6,7 +6,11 @@ import type { Role, Session, SignedIn } from './types';
 import { ErrorNote, Loading } from './ui';
 import { AuditRecordView } from './views/audit-record';
 import { AuditSearch } from './views/audit-search';
+import { KeysView } from './views/keys';
+import { ModelsView } from './views/models';
+import { ReceiptView } from './views/receipt';
 import { SignInView } from './views/sign-in';
+import { TenantsView } from './views/tenants';
 import { VerifyView } from './views/verify';
 
 interface Section {
@@ -20,6 +24,10 @@ const AUDIT: Role[] = ['admin', 'auditor', 'tenant_admin'];
 export const SECTIONS: Section[] = [
   { path: 'audit', label: 'Audit log', roles: AUDIT },
   { path: 'verify', label: 'Verify chain', roles: AUDIT },
+  { path: 'receipt', label: 'Check receipt', roles: ['admin', 'auditor', 'tenant_admin', 'user'] },
+  { path: 'keys', label: 'API keys', roles: ['admin', 'tenant_admin'] },
+  { path: 'tenants', label: 'Tenants & quotas', roles: ['admin', 'tenant_admin'] },
+  { path: 'models', label: 'Models', roles: ['admin'] },
 ];
 
 export function visibleSections(session: SignedIn): Section[] {
@@ -103,10 +111,7 @@ function View({ route, section, session }: { route: string[]; section: string; s
     return (
       <section>
         <h1 tabIndex={-1}>Nothing to show</h1>
-        <p>
-          Your role ({session.role}) has no console view here. API keys with the role <em>user</em> call the
-          OpenAI API; the audit log is for auditors and administrators.
-        </p>
+        <p>Your role ({session.role}) has no such view. The sections above are the ones open to you.</p>
       </section>
     );
   }
@@ -119,6 +124,14 @@ function View({ route, section, session }: { route: string[]; section: string; s
       );
     case 'verify':
       return <VerifyView />;
+    case 'receipt':
+      return <ReceiptView session={session} />;
+    case 'keys':
+      return <KeysView session={session} />;
+    case 'tenants':
+      return <TenantsView session={session} />;
+    case 'models':
+      return <ModelsView />;
     default:
       return null;
   }

@@ -4,6 +4,7 @@ import { api, query } from '../api';
 import { href } from '../router';
 import type { RecordPage, SignedIn } from '../types';
 import { ErrorNote, Field, Loading, Notice, Outcome, Time, useLoad } from '../ui';
+import { ExportButtons } from './export';
 
 export interface AuditFilters {
   since: string;
@@ -143,6 +144,7 @@ export function AuditSearch({ session }: { session: SignedIn }) {
           >
             Clear
           </button>
+          <ExportButtons filters={filterQuery(filters)} />
         </div>
       </form>
       <ErrorNote error={page.error} />
