@@ -48,7 +48,7 @@ export function ReceiptView({ session }: { session: SignedIn }) {
     }
   };
 
-  const checks = result ? Object.entries(result.checks) : [];
+  const checks = result ? (Object.entries(result.checks) as [keyof ReceiptChecks, boolean | null][]) : [];
   const allHold = checks.every(([, value]) => value !== false) && result?.proof.receipt_valid;
   return (
     <section aria-labelledby="receipt-heading">
@@ -95,7 +95,7 @@ export function ReceiptView({ session }: { session: SignedIn }) {
             </li>
             {checks.map(([name, value]) => (
               <li key={name}>
-                <Mark value={value} /> {LABELS[name as keyof ReceiptChecks]}
+                <Mark value={value} /> {LABELS[name]}
                 {value === null ? ' (not checked: your role cannot read the public keys)' : ''}
               </li>
             ))}
