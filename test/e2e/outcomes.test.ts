@@ -123,6 +123,7 @@ describeWithModels('request outcomes through the gateway on PostgreSQL', () => {
     await slow.start(internalServerCredentials(transport.transport, [{ methodPrefix: '/', callers: 'any' }]));
     const gateway = await platform.startGateway({ discovery: { kind: 'static', workers: [slow.address] } });
     const key = await platform.createKey();
+    const seen = new Set<string>();
     try {
       for (const stream of [false, true]) {
         const abort = new AbortController();
@@ -134,7 +135,17 @@ describeWithModels('request outcomes through the gateway on PostgreSQL', () => {
         }).catch(() => null);
         const before = slow.chats;
         await platform.until(() => slow.chats > before);
-        const id = String((await allRecords()).filter((r) => r.kind === 'request').at(-1).request_id);
+        // Generation starts on the decision, before the request record is durable: wait for the record.
+        let id = '';
+        await platform.until(async () => {
+          const last = (await allRecords()).filter((r) => r.kind === 'request').at(-1);
+          id =
+            last?.model === MODEL && last.outcome === 'allowed' && !seen.has(last.request_id)
+              ? last.request_id
+              : '';
+          return id !== '';
+        });
+        seen.add(id);
         abort.abort();
         await pending;
         const completion = (await platform.auditRecords(id)).find((r) => r.kind === 'completion');

@@ -20,6 +20,8 @@ import {
   CLIENT_REQUEST_ID_KEY,
   modelOf,
   RAW_BODY_KEY,
+  RECORDED_KEY,
+  recordFailure,
   STARTED_KEY,
   type AirlockRequest,
 } from './http/http-context.js';
@@ -245,6 +247,20 @@ function installHooks(
       );
     });
     done();
+  });
+  // The one gate of every answer Fastify sends (success or error): a request started on its decision
+  // waits here for its durable record, and a failed commit replaces the answer with its 503.
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    if (!(request as AirlockRequest)[RECORDED_KEY]) return done(null, payload);
+    void recordFailure(request).then((failure) => {
+      if (!failure) return done(null, payload);
+      void reply.code(failure.status).headers({
+        ...failure.headers,
+        'content-type': 'application/json; charset=utf-8',
+      });
+      reply.removeHeader('content-length');
+      done(null, JSON.stringify(failure.toBody()));
+    });
   });
   installCors(fastify, config.corsOrigins);
 }

@@ -69,6 +69,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly unrecordedRequests = new Counter({
+    name: 'airlock_gateway_unrecorded_requests_total',
+    help: 'Requests started on their decision whose request record then failed to commit: generation aborted, nothing released, 503 (alert on any), by model.',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
   /** Label for a model named by a request: only ids the workers serve; anything else counts as "unknown". */
   modelLabel(model: string): string {
     if (model === '') return '';

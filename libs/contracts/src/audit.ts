@@ -107,6 +107,16 @@ export interface AuthorizeResponse {
   auditReceipt: string;
 }
 
+export interface StreamingAuthorizeRequest {
+  request: AuthorizeRequest;
+}
+
+export interface StreamingAuthorizeResponse {
+  authorization: AuthorizeResponse | null;
+  /** false on the early decision, true once the request record has committed. */
+  recorded: boolean;
+}
+
 export interface CompleteRequest {
   requestId: string;
   outcome: Outcome;

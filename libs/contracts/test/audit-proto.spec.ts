@@ -4,7 +4,7 @@ import { AUDIT_PACKAGE, AUDIT_PROTO_FILE, AUDIT_SERVICE, PROTO_LOADER_OPTIONS } 
 describe('audit contract', () => {
   const definition = loadSync(AUDIT_PROTO_FILE, PROTO_LOADER_OPTIONS);
 
-  it('defines the audit service with a streaming export and unary everything else', () => {
+  it('defines the audit service with a streaming export, a streaming Authorize and unary everything else', () => {
     const service = definition[`${AUDIT_PACKAGE}.${AUDIT_SERVICE}`] as Record<
       string,
       { responseStream: boolean }
@@ -27,10 +27,12 @@ describe('audit contract', () => {
       'ReportUsage',
       'RevokeApiKey',
       'StoreResponse',
+      'StreamingAuthorize',
       'UpsertTenant',
       'VerifyAuditChain',
     ]);
     expect(service.ExportAuditRecords.responseStream).toBe(true);
     expect(service.Authorize.responseStream).toBe(false);
+    expect(service.StreamingAuthorize.responseStream).toBe(true);
   });
 });

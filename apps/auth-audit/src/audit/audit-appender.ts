@@ -20,6 +20,8 @@ interface Pending {
   op: BatchOp;
   resolve: (result: BatchResult) => void;
   reject: (error: unknown) => void;
+  /** Told an Authorize's decision once, before its record commits (cleared when told). */
+  onDecided?: (decision: AuthorizeDecision) => void;
 }
 
 export interface AuditAppenderOptions {
@@ -57,8 +59,13 @@ export class AuditAppender {
     private readonly options: AuditAppenderOptions,
   ) {}
 
-  authorize(op: AuthorizeOp): Promise<AuthorizeDecision> {
-    return this.submit(op) as Promise<AuthorizeDecision>;
+  /**
+   * Decides and records one Authorize; settles once its record has committed. `onDecided`, when given, is
+   * told the decision as soon as its batch has made it, before the commit: work may start on it, but
+   * nothing may be released until this promise resolves (a failed commit rejects it after the decision).
+   */
+  authorize(op: AuthorizeOp, onDecided?: (decision: AuthorizeDecision) => void): Promise<AuthorizeDecision> {
+    return this.submit(op, onDecided) as Promise<AuthorizeDecision>;
   }
 
   complete(op: CompleteOp): Promise<CompleteResult> {
@@ -84,10 +91,10 @@ export class AuditAppender {
     }
   }
 
-  private submit(op: BatchOp): Promise<BatchResult> {
+  private submit(op: BatchOp, onDecided?: Pending['onDecided']): Promise<BatchResult> {
     if (this.closed) return Promise.reject(new DatabaseUnavailableError());
     return new Promise<BatchResult>((resolve, reject) => {
-      this.queue.push({ op, resolve, reject });
+      this.queue.push({ op, resolve, reject, onDecided });
       this.startBatches();
     }).then((result) => {
       if (result instanceof AuthAuditError) throw result;
@@ -165,6 +172,7 @@ export class AuditAppender {
         this.sealer,
         now,
         this.options.batchOptions,
+        (index, decision) => tellDecision(batch[index], decision),
       ),
     );
     stopTimer();
@@ -183,4 +191,11 @@ export class AuditAppender {
       this.options.onCommitted?.(head);
     }
   }
+}
+
+/** An early decision is told once: a batch retried op by op decides again, and its commit tells the rest. */
+function tellDecision(pending: Pending, decision: AuthorizeDecision): void {
+  const onDecided = pending.onDecided;
+  pending.onDecided = undefined;
+  onDecided?.(decision);
 }

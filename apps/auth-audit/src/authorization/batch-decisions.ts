@@ -124,7 +124,9 @@ interface RequestOrigin {
 /**
  * One group-commit batch, inside one transaction: look up keys, tenants and the requests being completed;
  * decide each Authorize in arrival order (authentication, role, model allowlist, quotas); charge completed
- * tokens; append every record to the chain. Returns a result per op, in order.
+ * tokens; append every record to the chain. Returns a result per op, in order. `onDecided` hears each
+ * Authorize's decision once all are made and before anything is written: the decision holds if the
+ * transaction commits and is void if it rolls back.
  */
 export async function runBatch(
   trx: Db,
@@ -132,6 +134,7 @@ export async function runBatch(
   sealer: ContentSealer,
   now: Date,
   options: BatchOptions = {},
+  onDecided?: (opIndex: number, decision: AuthorizeDecision) => void,
 ): Promise<BatchResult[]> {
   const authorizeOps = ops.filter((op): op is AuthorizeOp => op.type === 'authorize');
   const completeOps = ops.filter((op): op is CompleteOp => op.type === 'complete');
@@ -262,6 +265,11 @@ export async function runBatch(
       addDraft(draft);
       results.push({ sequence: 0 });
     }
+  }
+  if (onDecided) {
+    ops.forEach((op, index) => {
+      if (op.type === 'authorize') onDecided(index, results[index] as AuthorizeDecision);
+    });
   }
   await openRequestsRepository.open(trx, opened);
   await openRequestsRepository.close(trx, closed);

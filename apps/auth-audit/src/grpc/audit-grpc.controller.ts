@@ -23,6 +23,11 @@ export class AuditGrpcController {
     return this.authorization.authorize(request);
   }
 
+  @GrpcMethod(AUDIT_SERVICE, 'StreamingAuthorize')
+  streamingAuthorize(request: audit.StreamingAuthorizeRequest): Observable<audit.StreamingAuthorizeResponse> {
+    return this.authorization.streamingAuthorize(request);
+  }
+
   @GrpcMethod(AUDIT_SERVICE, 'Complete')
   complete(request: audit.CompleteRequest): Promise<audit.CompleteResponse> {
     return this.authorization.complete(request);

@@ -3,6 +3,8 @@ import type { audit } from '@airlock/contracts';
 import { AUTHENTICATION_DENIALS, type Denial } from '../auth/principal.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { AuditAppender } from '../audit/audit-appender.js';
+import type { AuthorizeDecision, AuthorizeOp } from '../authorization/batch-decisions.js';
+import { Observable } from 'rxjs';
 import { AUTHORIZE_ACTIONS, type AuthorizeActionKey } from '../authorization/actions.js';
 import type { RateLimitView } from '../quota/quota-ledger.js';
 import { AuthAuditError, invalidArgument } from '../errors.js';
@@ -56,6 +58,33 @@ export class AuthorizationService {
   ) {}
 
   async authorize(request: audit.AuthorizeRequest): Promise<audit.AuthorizeResponse> {
+    return this.respond(await this.appender.authorize(await this.authorizeOp(request)));
+  }
+
+  /**
+   * Authorize answering twice (see the contract): an allowed request's decision before its record commits,
+   * then the recorded answer. A commit that fails after the decision ends the stream with its error.
+   */
+  streamingAuthorize(request: audit.StreamingAuthorizeRequest): Observable<audit.StreamingAuthorizeResponse> {
+    return new Observable((subscriber) => {
+      this.authorizeOp(request.request ?? ({} as audit.AuthorizeRequest))
+        .then((op) =>
+          this.appender.authorize(op, (decision) => {
+            if (decision.allowed) subscriber.next({ authorization: this.answer(decision), recorded: false });
+          }),
+        )
+        .then(
+          (decision) => {
+            subscriber.next({ authorization: this.respond(decision), recorded: true });
+            subscriber.complete();
+          },
+          (error: unknown) => subscriber.error(error),
+        );
+    });
+  }
+
+  /** The validated op of an Authorize; refuses (fail closed) while the checkpoint signer is halted. */
+  private async authorizeOp(request: audit.AuthorizeRequest): Promise<AuthorizeOp> {
     const halted = this.signerHalted();
     if (halted) {
       // Fail closed: the log no longer extends what was witnessed; no inference until an operator acts.
@@ -67,7 +96,7 @@ export class AuthorizationService {
     }
     const action = AUTHORIZE_ACTIONS[request.action as AuthorizeActionKey];
     if (!action) throw invalidArgument(`action must be one of ${Object.keys(AUTHORIZE_ACTIONS).join(', ')}`);
-    const op = {
+    const op: AuthorizeOp = {
       type: 'authorize' as const,
       action,
       requestId: requireRequestId(request.requestId),
@@ -83,9 +112,17 @@ export class AuthorizationService {
       credential: await this.authenticator.present(request.credential),
     };
     if (action.needsModel && op.model === '') throw invalidArgument('model is required');
-    const decision = await this.appender.authorize(op);
+    return op;
+  }
+
+  /** The committed decision, counted once. */
+  private respond(decision: AuthorizeDecision): audit.AuthorizeResponse {
     this.metrics.decisions.inc({ outcome: decision.allowed ? 'allowed' : 'denied' });
     if (decision.denial) this.metrics.authFailures.inc({ reason: decision.denial.code });
+    return this.answer(decision);
+  }
+
+  private answer(decision: AuthorizeDecision): audit.AuthorizeResponse {
     return {
       allowed: decision.allowed,
       denialReason: decision.denial ? denialToContract(decision.denial.code) : 'DENIAL_REASON_UNSPECIFIED',

@@ -63,6 +63,22 @@ export interface Authorization {
   contentCapture: ContentCaptureMode;
 }
 
+/**
+ * Authorize's early answer: the decision, made before the request record is durable. Work may start on
+ * it (the worker's prefill and generation); nothing of the request may reach the client before `recorded`
+ * resolves.
+ */
+export interface EarlyAuthorization {
+  /** The decision; its auditHeaders are empty (no sequence or receipt yet). */
+  decision: Authorization;
+  /**
+   * Resolves with the recorded authorization (audit headers set) once the request record is durable;
+   * rejects with the ApiError the client must get instead (503 audit_unavailable or authorize_timeout,
+   * or a refusal) when the commit failed: the request then has no record and files no completion.
+   */
+  recorded: Promise<Authorization>;
+}
+
 export type CompletionOutcome = 'success' | 'error' | 'cancelled';
 
 export interface CompletionRecord {
@@ -87,8 +103,13 @@ export interface CompletionRecord {
 }
 
 export interface AuthAuditClient extends AuditAdminClient, ResponseStoreClient {
-  /** Throws ApiError: 401/403/429 for refusals, 503 when auth-audit cannot answer (fail closed). */
+  /**
+   * Resolves once the request record is durable. Throws ApiError: 401/403/429 for refusals (recorded),
+   * 503 when auth-audit cannot answer (fail closed).
+   */
   authorize(input: AuthorizeInput): Promise<Authorization>;
+  /** Resolves at the decision, before the record is durable (see EarlyAuthorization); throws as authorize. */
+  authorizeEarly(input: AuthorizeInput): Promise<EarlyAuthorization>;
   /** Resolves once committed; rejects on any failure (the recorder retries). */
   complete(record: CompletionRecord): Promise<void>;
   /** Resolves once committed (or counted into its source's aggregate). */

@@ -10,6 +10,7 @@ import type {
   CompletionOutcome,
   CompletionRecord,
   ContentCaptureMode,
+  EarlyAuthorization,
   InferenceAction,
   StoredResponse,
   RefusalRecord,
@@ -89,51 +90,76 @@ export class GrpcAuditClient implements AuthAuditClient {
   }
 
   async authorize(input: AuthorizeInput): Promise<Authorization> {
-    const request: audit.AuthorizeRequest = {
-      credential: input.credential,
-      model: input.model,
-      action: ACTION[input.action],
-      requestId: input.requestId,
-      clientAddress: input.clientAddress,
-      userAgent: input.userAgent,
-      requestBody: input.requestBody,
-      endUser: input.endUser ?? '',
-      clientRequestId: input.clientRequestId,
-      reserveTokens: input.reserveTokens,
-      leaseSeconds: this.leaseSeconds,
+    return (await this.authorizeEarly(input)).recorded;
+  }
+
+  /**
+   * StreamingAuthorize: settles at the first answer, the decision (or a recorded refusal); `recorded`
+   * settles at the second. Fail closed either way: whatever goes wrong, nothing is released without a
+   * committed request record.
+   */
+  authorizeEarly(input: AuthorizeInput): Promise<EarlyAuthorization> {
+    const request: audit.StreamingAuthorizeRequest = {
+      request: {
+        credential: input.credential,
+        model: input.model,
+        action: ACTION[input.action],
+        requestId: input.requestId,
+        clientAddress: input.clientAddress,
+        userAgent: input.userAgent,
+        requestBody: input.requestBody,
+        endUser: input.endUser ?? '',
+        clientRequestId: input.clientRequestId,
+        reserveTokens: input.reserveTokens,
+        leaseSeconds: this.leaseSeconds,
+      },
     };
-    let response: audit.AuthorizeResponse;
-    try {
-      response = await this.unary<audit.AuthorizeResponse>('Authorize', request);
-    } catch (error) {
-      // Fail closed: whatever went wrong, nothing runs without a committed request record. A timeout
-      // is told apart: the record may still commit, and the gateway then files its outcome.
-      const timedOut = (error as Partial<grpc.ServiceError>).code === grpc.status.DEADLINE_EXCEEDED;
-      throw ApiError.unavailable(
-        UNAVAILABLE_MESSAGE,
-        timedOut ? 'authorize_timeout' : 'audit_unavailable',
-        1,
+    return new Promise((resolveEarly, rejectEarly) => {
+      let decided = false;
+      let settleRecorded: { resolve: (a: Authorization) => void; reject: (e: ApiError) => void } | null =
+        null;
+      const recorded = new Promise<Authorization>((resolve, reject) => {
+        settleRecorded = { resolve, reject };
+      });
+      // Its consumers attach their own handlers; a rejection nobody awaits must not crash the process.
+      recorded.catch(() => undefined);
+      const fail = (error: ApiError): void => {
+        if (decided) settleRecorded!.reject(error);
+        else rejectEarly(error);
+      };
+      const call = startCall(
+        () =>
+          this.stub.StreamingAuthorize(request, {
+            deadline: Date.now() + this.timeoutMs,
+          }) as grpc.ClientReadableStream<audit.StreamingAuthorizeResponse>,
       );
-    }
-    if (!response.allowed) throw refusal(response);
-    const principal = response.principal!;
-    return {
-      principal: principal.id,
-      tenant: principal.tenant,
-      role: principal.role,
-      principalName: principal.name,
-      global: principal.global,
-      allowedModels: response.allModels ? null : response.allowedModels,
-      rateLimitHeaders: rateLimitHeaders(response.rateLimit),
-      auditHeaders: response.auditReceipt
-        ? {
-            'x-airlock-audit-sequence': String(response.auditSequence),
-            'x-airlock-audit-receipt': response.auditReceipt,
-          }
-        : {},
-      // An auth-audit without the field (older) keeps content as the digest: nothing is stored.
-      contentCapture: CAPTURE[response.contentCapture] ?? 'digest',
-    };
+      call.on('data', (message: audit.StreamingAuthorizeResponse) => {
+        const response = message.authorization;
+        if (!response) return;
+        if (!message.recorded) {
+          if (decided || !response.allowed) return;
+          decided = true;
+          resolveEarly({ decision: toAuthorization(response), recorded });
+          return;
+        }
+        if (!response.allowed) return fail(refusal(response));
+        const authorization = toAuthorization(response);
+        if (!decided) {
+          decided = true;
+          resolveEarly({ decision: authorization, recorded });
+        }
+        settleRecorded!.resolve(authorization);
+      });
+      call.on('error', (error: grpc.ServiceError) => {
+        // A timeout is told apart: the record may still commit, and the gateway then files its outcome.
+        const timedOut = error.code === grpc.status.DEADLINE_EXCEEDED;
+        fail(
+          ApiError.unavailable(UNAVAILABLE_MESSAGE, timedOut ? 'authorize_timeout' : 'audit_unavailable', 1),
+        );
+      });
+      // A stream that ends without its recorded answer recorded nothing (settling twice is a no-op).
+      call.on('end', () => fail(ApiError.unavailable(UNAVAILABLE_MESSAGE, 'audit_unavailable', 1)));
+    });
   }
 
   async storeResponse(
@@ -252,6 +278,27 @@ export class GrpcAuditClient implements AuthAuditClient {
       );
     });
   }
+}
+
+function toAuthorization(response: audit.AuthorizeResponse): Authorization {
+  const principal = response.principal!;
+  return {
+    principal: principal.id,
+    tenant: principal.tenant,
+    role: principal.role,
+    principalName: principal.name,
+    global: principal.global,
+    allowedModels: response.allModels ? null : response.allowedModels,
+    rateLimitHeaders: rateLimitHeaders(response.rateLimit),
+    auditHeaders: response.auditReceipt
+      ? {
+          'x-airlock-audit-sequence': String(response.auditSequence),
+          'x-airlock-audit-receipt': response.auditReceipt,
+        }
+      : {},
+    // An auth-audit without the field (older) keeps content as the digest: nothing is stored.
+    contentCapture: CAPTURE[response.contentCapture] ?? 'digest',
+  };
 }
 
 function refusal(response: audit.AuthorizeResponse): ApiError {

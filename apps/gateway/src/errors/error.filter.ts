@@ -3,7 +3,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '@airlock/telemetry';
 import type { RefusalRecord } from '../auth/auth-audit.port.js';
-import { authorizeAttempted, clientRequestId, modelOf } from '../http/http-context.js';
+import { authorizeAttempted, clientRequestId, modelOf, recordFailure } from '../http/http-context.js';
 import { ApiError } from './api-error.js';
 
 /** Framework errors (routing, body parsing, limits) → the OpenAI error they mean. */
@@ -92,14 +92,18 @@ export class OpenAiErrorFilter implements ExceptionFilter {
     }
     if (reply.sent) {
       // A stream hijacks the reply before its first event; failing before that event (queue full, no
-      // worker, timeout) it still owes the client a real status, not an empty 200.
-      reply.raw
-        .writeHead(apiError.status, {
-          ...(reply.getHeaders() as OutgoingHttpHeaders),
-          ...apiError.headers,
-          'content-type': 'application/json; charset=utf-8',
-        })
-        .end(JSON.stringify(apiError.toBody()));
+      // worker, timeout) it still owes the client a real status, not an empty 200 — once the request
+      // record is durable (the onSend gate does not see hijacked replies), else the record's 503.
+      void recordFailure(request).then((failure) => {
+        const answer = failure ?? apiError;
+        reply.raw
+          .writeHead(answer.status, {
+            ...(reply.getHeaders() as OutgoingHttpHeaders),
+            ...answer.headers,
+            'content-type': 'application/json; charset=utf-8',
+          })
+          .end(JSON.stringify(answer.toBody()));
+      });
       return;
     }
     void reply.status(apiError.status).headers(apiError.headers).send(apiError.toBody());

@@ -1,7 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Authorization, InferenceAction } from '../auth/auth-audit.port.js';
-import type { AuthAuditClient } from '../auth/auth-audit.port.js';
+import type { AuthAuditClient, CompletionRecord, InferenceAction } from '../auth/auth-audit.port.js';
 import { ApiError } from '../errors/api-error.js';
 import type { RequestContext } from '../inference/exchange.js';
 import type { GatewayConfig } from '../config.js';
@@ -17,6 +16,8 @@ export interface Admission {
   recorder?: CompletionRecorder;
   /** OpenAI's safety_identifier / user, for the request record. */
   endUser?: string;
+  /** Return at the decision, before the request record is durable (generating routes). */
+  early?: boolean;
 }
 
 /** A rough prompt size from the body: ~4 bytes per token, an over-estimate for JSON-wrapped text. */
@@ -34,6 +35,8 @@ export const RAW_BODY_KEY = Symbol('airlock.rawBody');
 export const CLIENT_REQUEST_ID_KEY = Symbol('airlock.clientRequestId');
 /** Set once Authorize was called: from then on auth-audit holds the request's record. */
 export const AUTHORIZE_KEY = Symbol('airlock.authorize');
+/** Settles when the request record is durable (rejects when its commit failed): see authorizeRequest. */
+export const RECORDED_KEY = Symbol('airlock.recorded');
 
 export type AirlockRequest = FastifyRequest & {
   [MODEL_KEY]?: string;
@@ -41,6 +44,7 @@ export type AirlockRequest = FastifyRequest & {
   [STARTED_KEY]?: number;
   [CLIENT_REQUEST_ID_KEY]?: string;
   [AUTHORIZE_KEY]?: boolean;
+  [RECORDED_KEY]?: Promise<void>;
 };
 
 export function clientRequestId(request: FastifyRequest): string {
@@ -68,7 +72,10 @@ export function bearer(request: FastifyRequest): string {
 /**
  * Authenticates and authorises one request through auth-audit (which also commits its request record),
  * then returns the context that follows it through the gateway. Missing credentials are still sent so
- * that the refusal is audited.
+ * that the refusal is audited. With `admission.early` it returns at the decision, before the record is
+ * durable: the caller may start the worker, and `ctx.recorded` (awaited by every path that writes to the
+ * client: `releaseWhenRecorded`, the SSE open, the error filter) holds the answer back until the record
+ * has committed; a failed commit aborts `ctx.abort` and turns the answer into its 503.
  */
 export async function authorizeRequest(
   auth: AuthAuditClient,
@@ -95,78 +102,122 @@ export async function authorizeRequest(
     );
   }
   (request as AirlockRequest)[AUTHORIZE_KEY] = true;
-  let authorization: Authorization;
-  try {
-    authorization = await auth.authorize({
-      credential: bearer(request),
-      requestId: request.id,
-      action,
-      model,
-      clientAddress: request.ip,
-      userAgent: request.headers['user-agent'] ?? '',
-      requestBody: rawBody(request),
-      clientRequestId: clientRequestId(request),
-      reserveTokens: admission.reserveTokens ?? 0,
-      endUser: admission.endUser ?? '',
-    });
-  } catch (error) {
-    // The request record may commit after all: its outcome is what the client saw, a 503 timeout.
-    if (error instanceof ApiError && error.code === 'authorize_timeout') {
-      admission.recorder?.record({
-        requestId: request.id,
-        outcome: 'error',
-        statusCode: error.status,
-        errorClass: 'authorize_timeout',
-        model,
-        worker: '',
-        promptTokens: 0,
-        completionTokens: 0,
-        cachedTokens: 0,
-        latencyMs: performance.now() - ((request as AirlockRequest)[STARTED_KEY] ?? performance.now()),
-        timeToFirstTokenMs: 0,
-        responseBody: Buffer.alloc(0),
-      });
-    }
+  const startedAt = (request as AirlockRequest)[STARTED_KEY] ?? performance.now();
+  const input = {
+    credential: bearer(request),
+    requestId: request.id,
+    action,
+    model,
+    clientAddress: request.ip,
+    userAgent: request.headers['user-agent'] ?? '',
+    requestBody: rawBody(request),
+    clientRequestId: clientRequestId(request),
+    reserveTokens: admission.reserveTokens ?? 0,
+    endUser: admission.endUser ?? '',
+  };
+  const early = await auth.authorizeEarly(input).catch((error: unknown) => {
+    fileTimeout(error, request.id, model, startedAt, admission.recorder);
     throw error;
-  }
-  void reply.headers({ ...authorization.rateLimitHeaders, ...authorization.auditHeaders });
+  });
+  const recorded: Promise<void> = early.recorded.then(
+    (authorization) => {
+      void reply.headers(authorization.auditHeaders);
+    },
+    (error: unknown) => {
+      // Nothing was released and nothing will be: stop the work begun on the decision.
+      abort.abort();
+      fileTimeout(error, request.id, model, startedAt, admission.recorder);
+      throw error;
+    },
+  );
+  recorded.catch(() => undefined);
+  (request as AirlockRequest)[RECORDED_KEY] = recorded;
+  if (!admission.early) await recorded;
+  const authorization = early.decision;
+  void reply.headers(authorization.rateLimitHeaders);
   if (authorization.allowedModels && model && !authorization.allowedModels.includes(model)) {
-    admission.recorder?.record({
-      requestId: request.id,
-      outcome: 'error',
-      statusCode: 403,
-      errorClass: 'model_not_allowed',
-      model,
-      worker: '',
-      promptTokens: 0,
-      completionTokens: 0,
-      cachedTokens: 0,
-      latencyMs: 0,
-      timeToFirstTokenMs: 0,
-      responseBody: Buffer.alloc(0),
-    });
-    throw new ApiError(
+    const refused = new ApiError(
       403,
       'permission_error',
       `You may not use the model '${model}'.`,
       'model_not_allowed',
       'model',
     );
+    void recorded.then(() =>
+      admission.recorder?.record({
+        ...emptyOutcome(request.id, model),
+        outcome: 'error',
+        statusCode: 403,
+        errorClass: 'model_not_allowed',
+      }),
+    );
+    throw refused;
   }
   return {
     requestId: request.id,
     authorization,
     abort,
     clientGone: () => gone,
-    startedAt: (request as AirlockRequest)[STARTED_KEY] ?? performance.now(),
+    startedAt,
     route: request.routeOptions.url ?? '',
+    recorded,
   };
+}
+
+/** An Authorize that timed out may commit after all: its outcome is what the client saw, a 503 timeout. */
+function fileTimeout(
+  error: unknown,
+  requestId: string,
+  model: string,
+  startedAt: number,
+  recorder: CompletionRecorder | undefined,
+): void {
+  if (!(error instanceof ApiError) || error.code !== 'authorize_timeout') return;
+  recorder?.record({
+    ...emptyOutcome(requestId, model),
+    outcome: 'error',
+    statusCode: error.status,
+    errorClass: 'authorize_timeout',
+    latencyMs: performance.now() - startedAt,
+  });
+}
+
+function emptyOutcome(requestId: string, model: string): CompletionRecord {
+  return {
+    requestId,
+    outcome: 'error',
+    statusCode: 0,
+    errorClass: '',
+    model,
+    worker: '',
+    promptTokens: 0,
+    completionTokens: 0,
+    cachedTokens: 0,
+    latencyMs: 0,
+    timeToFirstTokenMs: 0,
+    responseBody: Buffer.alloc(0),
+  };
+}
+
+/**
+ * Waits until the request's record is durable (its receipt headers are then on the reply); null when it
+ * is (or when the request was never authorised early), else the error the client must get instead.
+ */
+export async function recordFailure(request: FastifyRequest): Promise<ApiError | null> {
+  const recorded = (request as AirlockRequest)[RECORDED_KEY];
+  if (!recorded) return null;
+  try {
+    await recorded;
+    return null;
+  } catch (error) {
+    return error instanceof ApiError ? error : ApiError.internal();
+  }
 }
 
 /** Hands the raw response to the SSE writer; Fastify stops managing this reply. */
 export function openStream(reply: FastifyReply): SseWriter {
   reply.hijack();
-  return new SseWriter(reply.raw, reply.getHeaders() as OutgoingHttpHeaders);
+  return new SseWriter(reply.raw, () => reply.getHeaders() as OutgoingHttpHeaders);
 }
 
 /** The request limits every generating surface validates against. */

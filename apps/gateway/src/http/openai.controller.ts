@@ -46,6 +46,7 @@ export class OpenAiController {
   async chat(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const parsed = parseChatRequest(request.body, this.limits);
     const ctx = await authorizeRequest(this.auth, request, reply, 'chat.completions', parsed.model, {
+      early: true,
       recorder: this.recorder,
       endUser: parsed.endUser,
       reserveTokens: this.reservation(request, parsed.model, parsed.n, parsed.request.sampling?.maxTokens),
@@ -59,6 +60,7 @@ export class OpenAiController {
   async completions(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const parsed = parseCompletionRequest(request.body, this.limits);
     const ctx = await authorizeRequest(this.auth, request, reply, 'completions', parsed.model, {
+      early: true,
       recorder: this.recorder,
       endUser: parsed.endUser,
       reserveTokens: this.reservation(
@@ -77,6 +79,7 @@ export class OpenAiController {
   async embeddings(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const parsed = parseEmbeddingRequest(request.body, this.maxEmbeddingInputs);
     const ctx = await authorizeRequest(this.auth, request, reply, 'embeddings', parsed.model, {
+      early: true,
       recorder: this.recorder,
       endUser: parsed.endUser,
       reserveTokens: promptTokenEstimate(request),

@@ -26,7 +26,7 @@ export class ResponsesController {
   @Post()
   async create(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const parsed = parseResponsesRequest(request.body, this.limits);
-    const ctx = await authorizeRequest(this.auth, request, reply, 'responses', parsed.model);
+    const ctx = await authorizeRequest(this.auth, request, reply, 'responses', parsed.model, { early: true });
     const sse = parsed.stream ? openStream(reply) : null;
     const body = await this.responses.create(parsed, ctx, bearer(request), sse);
     if (body) await reply.code(200).send(body);

@@ -13,11 +13,18 @@ export interface RequestContext {
   clientGone: () => boolean;
   startedAt: number;
   route: string;
+  /**
+   * Resolves once the request record is durable; rejects (with the 503 the client gets) when its commit
+   * failed, after aborting `abort`. Nothing of the answer may reach the client before it resolves.
+   */
+  recorded: Promise<void>;
 }
 
 /**
  * One audited inference exchange: counts tokens and timings as they flow, and on `finish` files the
- * completion record (retried until committed) and the metrics. Finishing twice is a no-op.
+ * completion record (retried until committed) and the metrics. Finishing twice is a no-op. The completion
+ * is filed only once the request record is durable: a request whose record failed to commit has no
+ * record for a completion to close, and released nothing.
  */
 export class Exchange {
   readonly usage: Usage = { promptTokens: 0, completionTokens: 0, cachedTokens: 0 };
@@ -81,7 +88,7 @@ export class Exchange {
     this.metrics.tokens.inc({ model: this.model, tenant, direction: 'in' }, this.usage.promptTokens);
     this.metrics.tokens.inc({ model: this.model, tenant, direction: 'out' }, this.usage.completionTokens);
     const models = this.answeredBy.length > 0 ? this.answeredBy : this.servedBy;
-    this.recorder.record({
+    const record = {
       requestId: this.ctx.requestId,
       outcome,
       statusCode,
@@ -97,7 +104,11 @@ export class Exchange {
       // Position by position: the n-th digest was signed by the n-th signer ('' = unsigned).
       modelSha256: models.map((m) => m.sha256).join(','),
       modelSigner: models.map((m) => m.signer).join(','),
-    });
+    };
+    this.ctx.recorded.then(
+      () => this.recorder.record(record),
+      () => this.metrics.unrecordedRequests.inc({ model: this.model }),
+    );
   }
 }
 

@@ -30,7 +30,21 @@ export async function runGenerations<E>(
   let primed: EventStream<E>[];
   try {
     primed = await primeAll(generations, ctx.abort);
+    // Generation began on the decision; the first byte waits for the durable request record. A failed
+    // commit aborted the generations (so priming may fail for that reason) and is the error to answer.
+    if (sse) await ctx.recorded;
   } catch (error) {
+    const failure = await ctx.recorded.then(
+      () => null,
+      (reason: unknown) => reason,
+    );
+    if (failure !== null) {
+      // The generations were aborted with the record; returning them frees their worker leases.
+      await Promise.allSettled(generations.map((generation) => generation.return(undefined)));
+      const apiError = workerErrorToApiError(failure);
+      end(exchange, ctx, { status: apiError.status, outcome: 'error', errorClass: apiError.code ?? '' });
+      throw apiError;
+    }
     const apiError = workerErrorToApiError(error);
     // A client that left before the first byte cancelled its request; the worker did not fail it.
     end(
@@ -46,7 +60,8 @@ export async function runGenerations<E>(
   let responseBody: unknown;
   try {
     if (sse) {
-      sse.open({ ...ctx.authorization.rateLimitHeaders, ...ctx.authorization.auditHeaders });
+      // ctx.recorded has resolved: its receipt headers are on the reply, which the writer reads at open.
+      sse.open(ctx.authorization.rateLimitHeaders);
       await sendAll(sse, encoder.opening());
     }
     for await (const [index, event] of mergeIndexed(primed, ctx.abort)) {
@@ -58,6 +73,9 @@ export async function runGenerations<E>(
       ending = CANCELLED;
       return;
     }
+    // A collected answer is whole before its record may be durable; nothing (not even a stored response)
+    // is kept or released for a request without one.
+    await ctx.recorded;
     await encoder.settle?.();
     const body = encoder.collected();
     responseBody = body;

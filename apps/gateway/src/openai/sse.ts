@@ -7,12 +7,13 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 export class SseWriter {
   constructor(
     private readonly response: ServerResponse,
-    private readonly baseHeaders: OutgoingHttpHeaders = {},
+    /** The reply's headers, read at open (the audit receipt is set only once the record is durable). */
+    private readonly baseHeaders: () => OutgoingHttpHeaders = () => ({}),
   ) {}
 
   open(headers: OutgoingHttpHeaders = {}): void {
     this.response.writeHead(200, {
-      ...this.baseHeaders,
+      ...this.baseHeaders(),
       ...headers,
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
