@@ -201,6 +201,7 @@ try {
     AIRLOCK_WORKER_THREADS: workerThreads(),
     AIRLOCK_GRPC_PORT: String(ports.workerGrpc),
     AIRLOCK_OPS_PORT: String(ports.workerOps),
+    AIRLOCK_AUTH_AUDIT_ADDRESS: `${host}:${ports.authAuditGrpc}`,
   });
   await waitReady('auth-audit', ports.authAuditOps);
   await waitReady('worker', ports.workerOps);

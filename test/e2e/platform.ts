@@ -122,6 +122,7 @@ export class Platform {
   private databaseName = '';
   private authAuditPorts = { grpc: 0, ops: 0 };
   private readonly extraGateways: GatewayApp[] = [];
+  private readonly gatewayProcesses: ChildProcess[] = [];
   workerAddress = '';
   workerOpsPort = 0;
   /** Each service's certificate files (AIRLOCK_TLS_* variables), under the data dir. */
@@ -184,6 +185,8 @@ export class Platform {
       AIRLOCK_GRPC_PORT: String(workerGrpc),
       AIRLOCK_OPS_PORT: String(this.workerOpsPort),
       AIRLOCK_DATA_DIR: join(this.dataDir, 'worker'),
+      // The worker reports its usage to auth-audit itself (it survives the gateway).
+      AIRLOCK_AUTH_AUDIT_ADDRESS: this.authAuditAddress,
     });
     await this.startAuthAudit();
     await waitReady(this.workerOpsPort, this.worker, 'worker');
@@ -225,6 +228,38 @@ export class Platform {
     return gateway;
   }
 
+  /**
+   * A gateway as a process of its own (its built entry point) on the same auth-audit and worker, for tests
+   * that kill it (SIGKILL); stopped with the platform if still running.
+   */
+  async spawnGateway(env: Record<string, string> = {}): Promise<{ url: string; child: ChildProcess }> {
+    const [port, opsPort] = [await findFreePort(), await findFreePort()];
+    const child = this.spawn('gateway', {
+      ...this.tls.gateway,
+      AIRLOCK_PORT: String(port),
+      AIRLOCK_OPS_PORT: String(opsPort),
+      AIRLOCK_AUTH_AUDIT_ADDRESS: this.authAuditAddress,
+      AIRLOCK_WORKERS: this.workerAddress,
+      AIRLOCK_WORKER_STATUS_INTERVAL_MS: '250',
+      ...env,
+    });
+    this.gatewayProcesses.push(child);
+    await waitReady(opsPort, child, 'gateway');
+    return { url: `http://127.0.0.1:${port}`, child };
+  }
+
+  /** One SQL query on the platform's PostgreSQL database (as the test superuser). */
+  async query<Row extends object>(text: string, params: unknown[] = []): Promise<Row[]> {
+    if (!this.databaseUrl) throw new Error('query() needs the postgres platform');
+    const client = new pg.Client({ connectionString: this.databaseUrl });
+    await client.connect();
+    try {
+      return (await client.query(text, params)).rows as Row[];
+    } finally {
+      await client.end();
+    }
+  }
+
   /** Freezes the worker process (SIGSTOP): its connections stay open but nothing answers. */
   pauseWorker(): void {
     this.worker?.kill('SIGSTOP');
@@ -258,6 +293,7 @@ export class Platform {
   async close(): Promise<void> {
     this.resumeWorker();
     for (const gateway of this.extraGateways.splice(0)) await gateway.close();
+    await Promise.all(this.gatewayProcesses.splice(0).map((child) => stopChild(child)));
     await this.gateway?.close();
     await Promise.all([stopChild(this.worker), stopChild(this.authAudit)]);
     if (this.databaseName) {
@@ -314,7 +350,7 @@ export class Platform {
     throw new Error('condition not reached in time');
   }
 
-  private spawn(app: 'worker' | 'auth-audit', extra: Record<string, string>): ChildProcess {
+  private spawn(app: 'worker' | 'auth-audit' | 'gateway', extra: Record<string, string>): ChildProcess {
     const child = spawn(process.execPath, [entry(app)], {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, AIRLOCK_LOG_LEVEL: 'info', ...extra },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,8 +2,13 @@
 // processes on their built entry points, the gateway in-process, mutual TLS on every internal hop, PGlite,
 // the stories260K model). Each test reproduces one attack and asserts it fails.
 import { randomBytes } from 'node:crypto';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { Client, Metadata, status, type MethodDefinition, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
 import {
+  AUDIT_PACKAGE,
+  AUDIT_PROTO_FILE,
+  AUDIT_SERVICE,
+  PROTO_LOADER_OPTIONS,
   SERVICE_IDENTITY,
   createWorkerClient,
   internalChannelCredentials,
@@ -76,6 +81,69 @@ describeWithModels('attacks from issue 11 (real platform, mTLS)', () => {
         client.close();
       }
       expect(await forgedRecords()).toBe(0);
+    });
+
+    it("the worker's identity may call ReportUsage and no other audit RPC; the gateway keeps ReportUsage", async () => {
+      const definition = loadSync(AUDIT_PROTO_FILE, PROTO_LOADER_OPTIONS);
+      const methods = Object.values(
+        definition[`${AUDIT_PACKAGE}.${AUDIT_SERVICE}`] as Record<string, MethodDefinition<object, object>>,
+      );
+      expect(methods.length).toBeGreaterThan(10);
+      const codeOf = (client: Client, method: MethodDefinition<object, object>, request: object) =>
+        new Promise<number>((resolve) => {
+          const options = { deadline: Date.now() + 10_000 };
+          if (method.responseStream) {
+            const stream = client.makeServerStreamRequest(
+              method.path,
+              method.requestSerialize,
+              method.responseDeserialize,
+              request,
+              new Metadata(),
+              options,
+            );
+            stream.on('data', () => undefined);
+            stream.on('error', (error: ServiceError) => resolve(error.code));
+            stream.on('end', () => resolve(status.OK));
+          } else {
+            client.makeUnaryRequest(
+              method.path,
+              method.requestSerialize,
+              method.responseDeserialize,
+              request,
+              new Metadata(),
+              options,
+              (error) => resolve(error ? error.code : status.OK),
+            );
+          }
+        });
+      const clientAs = (service: ServiceName) =>
+        new Client(
+          platform.authAuditAddress,
+          internalChannelCredentials(transportOf(platform.tls[service]), SERVICE_IDENTITY.authAudit),
+          { 'grpc.ssl_target_name_override': 'airlock.internal' },
+        );
+      const asWorker = clientAs('worker');
+      const asGateway = clientAs('gateway');
+      const report = {
+        requestId: `never-authorized-${randomBytes(4).toString('hex')}`,
+        generationId: 'g1',
+        worker: 'w',
+        promptTokens: 1,
+      };
+      try {
+        for (const method of methods) {
+          const code = await codeOf(asWorker, method, method.path.endsWith('/ReportUsage') ? report : {});
+          expect([method.path, code]).toEqual([
+            method.path,
+            method.path.endsWith('/ReportUsage') ? status.OK : status.PERMISSION_DENIED,
+          ]);
+        }
+        const reportUsage = methods.find((m) => m.path.endsWith('/ReportUsage'))!;
+        expect(await codeOf(asGateway, reportUsage, { ...report, generationId: 'g2' })).toBe(status.OK);
+      } finally {
+        asWorker.close();
+        asGateway.close();
+      }
     });
 
     it('a worker refuses inference from anyone but the gateway', async () => {

@@ -229,7 +229,13 @@ describe('request outcomes on postgres', () => {
     expect(
       (await authorize({ credential: key, requestId: id, leaseSeconds: 5, reserveTokens: 500 })).allowed,
     ).toBe(true);
-    await running.client.reportUsage({ requestId: id, worker: 'w1', promptTokens: 7, completionTokens: 30 });
+    await running.client.reportUsage({
+      requestId: id,
+      generationId: 'g1',
+      worker: 'w1',
+      promptTokens: 7,
+      completionTokens: 30,
+    });
     expect(await running.app.sweepLeases()).toBe(0);
     clockOffsetMs += 6_000;
     expect(await running.app.sweepLeases()).toBeGreaterThanOrEqual(1);

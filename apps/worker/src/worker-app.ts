@@ -22,16 +22,24 @@ import { LlamaRuntime } from './engine/llama-runtime.js';
 import { ModelFleet } from './engine/model-fleet.js';
 import { draining } from './engine/worker-errors.js';
 import { WorkerGrpcController } from './grpc/worker-grpc.controller.js';
+import { auditUsageClient } from './usage/audit-usage-client.js';
+import { UsageReporter } from './usage/usage-reporter.js';
 
 const WORKER_SERVICE_NAME = `${WORKER_PACKAGE}.${WORKER_SERVICE}`;
+/** A usage report still undelivered after an hour is given up (auth-audit keeps its books for a day). */
+const USAGE_REPORT_MAX_AGE_MS = 3600_000;
+const USAGE_FLUSH_AT_STOP_MS = 5_000;
 
 @Module({})
 class WorkerModule {
-  static with(fleet: ModelFleet): DynamicModule {
+  static with(fleet: ModelFleet, usage: UsageReporter): DynamicModule {
     return {
       module: WorkerModule,
       controllers: [WorkerGrpcController],
-      providers: [{ provide: ModelFleet, useValue: fleet }],
+      providers: [
+        { provide: ModelFleet, useValue: fleet },
+        { provide: UsageReporter, useValue: usage },
+      ],
     };
   }
 }
@@ -40,6 +48,8 @@ export interface WorkerApp {
   grpcPort: number;
   opsPort: number;
   fleet: ModelFleet;
+  /** Delivers the usage of every generation to auth-audit (when AIRLOCK_AUTH_AUDIT_ADDRESS is set). */
+  usage: UsageReporter;
   /** Resolves once every model has loaded or failed. */
   loaded: Promise<void>;
   /** SIGTERM behaviour: not ready, refuse new work, finish in-flight work (up to the drain timeout), stop. */
@@ -100,6 +110,15 @@ export async function startWorkerApp(settings: WorkerSettings, logger?: Logger):
     settings.llamaServerBin,
   );
 
+  const auditClient = settings.authAuditAddress
+    ? auditUsageClient(settings.authAuditAddress, settings.transport)
+    : undefined;
+  const usage = new UsageReporter(auditClient?.send, settings.workerId, fleet.metrics.registry, log, {
+    maxPending: settings.usageReportsMaxPending ?? 100_000,
+    maxAgeMs: USAGE_REPORT_MAX_AGE_MS,
+  });
+  if (!auditClient) log.warn('AIRLOCK_AUTH_AUDIT_ADDRESS is not set: usage is reported by the gateway only');
+
   const health = new HealthImplementation({ '': 'NOT_SERVING', [WORKER_SERVICE_NAME]: 'NOT_SERVING' });
   const setHealth = (serving: boolean) => {
     const state = serving ? 'SERVING' : 'NOT_SERVING';
@@ -108,7 +127,7 @@ export async function startWorkerApp(settings: WorkerSettings, logger?: Logger):
   };
 
   const grpcPort = settings.grpcPort || (await findFreePort(settings.grpcHost));
-  const app = await NestFactory.createMicroservice<MicroserviceOptions>(WorkerModule.with(fleet), {
+  const app = await NestFactory.createMicroservice<MicroserviceOptions>(WorkerModule.with(fleet, usage), {
     ...workerGrpcOptions(`${settings.grpcHost}:${grpcPort}`, settings.transport, (server) =>
       health.addToServer(server),
     ),
@@ -136,6 +155,10 @@ export async function startWorkerApp(settings: WorkerSettings, logger?: Logger):
       setHealth(false);
       fleet.abortAll(draining());
       await app.close();
+      // The last reports of the generations just ended; bounded, the process is stopping.
+      await usage.flush(USAGE_FLUSH_AT_STOP_MS);
+      usage.close();
+      auditClient?.close();
       await ops.close();
       await fleet.dispose();
     })());
@@ -144,6 +167,7 @@ export async function startWorkerApp(settings: WorkerSettings, logger?: Logger):
     grpcPort,
     opsPort,
     fleet,
+    usage,
     loaded,
     close,
     async drainAndClose() {

@@ -41,7 +41,11 @@ export type Outcome =
   | 'OUTCOME_CANCELLED'
   | 'OUTCOME_INTERRUPTED';
 export type RecordKind =
-  'RECORD_KIND_UNSPECIFIED' | 'RECORD_KIND_REQUEST' | 'RECORD_KIND_COMPLETION' | 'RECORD_KIND_ADMIN_ACTION';
+  | 'RECORD_KIND_UNSPECIFIED'
+  | 'RECORD_KIND_REQUEST'
+  | 'RECORD_KIND_COMPLETION'
+  | 'RECORD_KIND_ADMIN_ACTION'
+  | 'RECORD_KIND_USAGE';
 export type ContentCapture =
   'CONTENT_CAPTURE_UNSPECIFIED' | 'CONTENT_CAPTURE_NONE' | 'CONTENT_CAPTURE_DIGEST' | 'CONTENT_CAPTURE_FULL';
 export type ExportFormat = 'EXPORT_FORMAT_UNSPECIFIED' | 'EXPORT_FORMAT_JSONL' | 'EXPORT_FORMAT_CSV';
@@ -159,6 +163,7 @@ export interface ReportUsageRequest {
   worker?: string;
   promptTokens?: number;
   completionTokens?: number;
+  generationId?: string;
 }
 
 export type ReportUsageResponse = Record<string, never>;

@@ -13,8 +13,18 @@ import {
   type CompleteResult,
   type InterruptOp,
   type RecordOp,
+  type UsageOp,
 } from '../authorization/batch-decisions.js';
 import type { ContentSealer } from './content-sealer.js';
+
+/** The kind of record each op appends (for the records metric). */
+const RECORD_KIND_OF: Record<BatchOp['type'], string> = {
+  authorize: 'request',
+  record: 'request',
+  complete: 'completion',
+  interrupt: 'completion',
+  usage: 'usage',
+};
 
 interface Pending {
   op: BatchOp;
@@ -79,6 +89,11 @@ export class AuditAppender {
 
   /** Closes an open request whose lease expired, with what is known of it. */
   interrupt(op: InterruptOp): Promise<CompleteResult> {
+    return this.submit(op) as Promise<CompleteResult>;
+  }
+
+  /** A worker's usage of one generation; appends a usage record only when it raises a closed request's. */
+  reportUsage(op: UsageOp): Promise<CompleteResult> {
     return this.submit(op) as Promise<CompleteResult>;
   }
 
@@ -181,8 +196,7 @@ export class AuditAppender {
     results.forEach((result, index) => {
       if (!(result instanceof AuthAuditError)) {
         head = Math.max(head, result.sequence);
-        if (result.sequence > 0)
-          this.metrics.records.inc({ kind: batch[index].op.type === 'complete' ? 'completion' : 'request' });
+        if (result.sequence > 0) this.metrics.records.inc({ kind: RECORD_KIND_OF[batch[index].op.type] });
       }
       batch[index].resolve(result);
     });

@@ -4,6 +4,12 @@ import type { AuthAuditMetrics } from '../metrics/auth-audit-metrics.js';
 import type { AuditAppender } from './audit-appender.js';
 import { openRequestsRepository } from './open-requests.repository.js';
 
+/**
+ * How long a closed request's bookkeeping (what it was charged) and its workers' reports are kept: a
+ * worker's report later than this is no longer charged. Workers give up on a report well before (an hour).
+ */
+export const CLOSED_RETENTION_MS = 24 * 3600 * 1000;
+
 export interface LeaseSweeperOptions {
   intervalMs: number;
   /** Open requests closed per sweep at most; the next sweep takes the rest. */
@@ -54,6 +60,11 @@ export class LeaseSweeper {
 
   private async sweep(): Promise<number> {
     const now = this.options.clock?.() ?? new Date();
+    await openRequestsRepository.prune(
+      this.db,
+      new Date(now.getTime() - CLOSED_RETENTION_MS),
+      this.options.batchSize ?? 500,
+    );
     const expired = await openRequestsRepository.expired(this.db, now, this.options.batchSize ?? 500);
     if (expired.length === 0) return 0;
     const results = await Promise.all(

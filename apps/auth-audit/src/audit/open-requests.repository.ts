@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { AuthAuditDatabase } from '../database/database-schema.js';
 
 type Db = Kysely<AuthAuditDatabase>;
@@ -12,11 +12,38 @@ export interface OpenRequest {
   reservedTokens: number;
 }
 
-/** Usage a worker reported for one request (summed over its reports). */
+/** A request whose completion record is written: what it was charged, for a worker's later report. */
+export interface ClosedRequest {
+  requestId: string;
+  openedAt: Date;
+  subjects: string[];
+  chargedPromptTokens: number;
+  chargedCompletionTokens: number;
+}
+
+/** Usage a worker reported for one request (summed over its generations' reports). */
 export interface ReportedUsage {
   promptTokens: number;
   completionTokens: number;
   workers: string[];
+  /** The generations already reported: a retried report adds nothing. */
+  generations: Set<string>;
+}
+
+/** One generation's usage as its worker reported it. */
+export interface UsageReport {
+  requestId: string;
+  generationId: string;
+  worker: string;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** What a request has been charged once its record is written (its row is then closed). */
+export interface ChargedUsage {
+  requestId: string;
+  promptTokens: number;
+  completionTokens: number;
 }
 
 /**
@@ -49,6 +76,7 @@ export const openRequestsRepository = {
       .selectFrom('audit_open_requests')
       .selectAll()
       .where('request_id', 'in', [...new Set(requestIds)])
+      .where('closed_at', 'is', null)
       .forUpdate()
       .execute();
     for (const row of rows) {
@@ -63,10 +91,59 @@ export const openRequestsRepository = {
     return found;
   },
 
-  async close(trx: Db, requestIds: string[]): Promise<void> {
-    if (requestIds.length === 0) return;
-    await trx.deleteFrom('audit_open_requests').where('request_id', 'in', requestIds).execute();
-    await trx.deleteFrom('audit_worker_usage').where('request_id', 'in', requestIds).execute();
+  /** Closed requests still kept (locked): what they were charged, so a later report adds only its excess. */
+  async findClosed(trx: Db, requestIds: string[]): Promise<Map<string, ClosedRequest>> {
+    const found = new Map<string, ClosedRequest>();
+    if (requestIds.length === 0) return found;
+    const rows = await trx
+      .selectFrom('audit_open_requests')
+      .selectAll()
+      .where('request_id', 'in', [...new Set(requestIds)])
+      .where('closed_at', 'is not', null)
+      .forUpdate()
+      .execute();
+    for (const row of rows) {
+      found.set(row.request_id, {
+        requestId: row.request_id,
+        openedAt: row.opened_at,
+        subjects: JSON.parse(row.subjects) as string[],
+        chargedPromptTokens: Number(row.charged_prompt_tokens),
+        chargedCompletionTokens: Number(row.charged_completion_tokens),
+      });
+    }
+    return found;
+  },
+
+  /**
+   * Closes requests (their record is written) and stores what each has been charged in all. The row is kept
+   * for CLOSED_RETENTION so that a worker's report arriving after the completion is charged once.
+   */
+  async saveCharges(trx: Db, charges: ChargedUsage[], now: Date): Promise<void> {
+    if (charges.length === 0) return;
+    const values = sql.join(
+      charges.map((c) => sql`(${c.requestId}, ${c.promptTokens}::bigint, ${c.completionTokens}::bigint)`),
+    );
+    await sql`update audit_open_requests as o
+      set closed_at = coalesce(o.closed_at, ${now}::timestamptz),
+          charged_prompt_tokens = v.prompt_tokens, charged_completion_tokens = v.completion_tokens
+      from (values ${values}) as v(request_id, prompt_tokens, completion_tokens)
+      where o.request_id = v.request_id`.execute(trx);
+  },
+
+  /**
+   * Forgets closed requests and worker reports older than `before` (a report later than that is not
+   * charged), except the reports of requests still open. Returns how many rows went.
+   */
+  async prune(db: Db, before: Date, limit: number): Promise<number> {
+    const closed = await sql`delete from audit_open_requests where request_id in (
+        select request_id from audit_open_requests
+        where closed_at is not null and closed_at < ${before}::timestamptz limit ${limit})`.execute(db);
+    const reports = await sql`delete from audit_worker_usage where ctid in (
+        select u.ctid from audit_worker_usage u
+        where u.reported_at < ${before}::timestamptz and not exists (
+          select 1 from audit_open_requests o where o.request_id = u.request_id and o.closed_at is null)
+        limit ${limit})`.execute(db);
+    return Number(closed.numAffectedRows ?? 0) + Number(reports.numAffectedRows ?? 0);
   },
 
   /** Requests whose lease ran out: their gateway is gone (or far too late), the sweeper closes them. */
@@ -75,6 +152,7 @@ export const openRequestsRepository = {
       .selectFrom('audit_open_requests')
       .select('request_id')
       .where('lease_until', '<', now)
+      .where('closed_at', 'is', null)
       .orderBy('lease_until')
       .limit(limit)
       .execute();
@@ -85,25 +163,27 @@ export const openRequestsRepository = {
     const row = await db
       .selectFrom('audit_open_requests')
       .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('closed_at', 'is', null)
       .executeTakeFirstOrThrow();
     return Number(row.n);
   },
 
-  async reportUsage(
-    db: Db,
-    report: { requestId: string; worker: string; promptTokens: number; completionTokens: number },
-    now: Date,
-  ): Promise<void> {
-    await db
+  /** Stores reports; one already stored for its (request, generation) is left as it is. */
+  async insertReports(trx: Db, reports: UsageReport[], now: Date): Promise<void> {
+    if (reports.length === 0) return;
+    await trx
       .insertInto('audit_worker_usage')
-      .values({
-        request_id: report.requestId,
-        worker: report.worker,
-        prompt_tokens: report.promptTokens,
-        completion_tokens: report.completionTokens,
-        reported_at: now,
-      })
-      .onConflict((oc) => oc.columns(['request_id', 'worker', 'reported_at']).doNothing())
+      .values(
+        reports.map((report) => ({
+          request_id: report.requestId,
+          generation_id: report.generationId,
+          worker: report.worker,
+          prompt_tokens: report.promptTokens,
+          completion_tokens: report.completionTokens,
+          reported_at: now,
+        })),
+      )
+      .onConflict((oc) => oc.columns(['request_id', 'generation_id']).doNothing())
       .execute();
   },
 
@@ -112,15 +192,17 @@ export const openRequestsRepository = {
     if (requestIds.length === 0) return usage;
     const rows = await trx
       .selectFrom('audit_worker_usage')
-      .select(['request_id', 'worker', 'prompt_tokens', 'completion_tokens'])
+      .select(['request_id', 'generation_id', 'worker', 'prompt_tokens', 'completion_tokens'])
       .where('request_id', 'in', [...new Set(requestIds)])
       .execute();
     for (const row of rows) {
-      const entry = usage.get(row.request_id) ?? { promptTokens: 0, completionTokens: 0, workers: [] };
-      entry.promptTokens += row.prompt_tokens;
-      entry.completionTokens += row.completion_tokens;
-      if (!entry.workers.includes(row.worker)) entry.workers.push(row.worker);
-      usage.set(row.request_id, entry);
+      addReport(usage, {
+        requestId: row.request_id,
+        generationId: row.generation_id,
+        worker: row.worker,
+        promptTokens: row.prompt_tokens,
+        completionTokens: row.completion_tokens,
+      });
     }
     return usage;
   },
@@ -143,3 +225,20 @@ export const openRequestsRepository = {
     return found;
   },
 };
+
+/** Adds one generation's report to a request's sum; false when that generation was counted already. */
+export function addReport(usage: Map<string, ReportedUsage>, report: UsageReport): boolean {
+  const entry = usage.get(report.requestId) ?? {
+    promptTokens: 0,
+    completionTokens: 0,
+    workers: [],
+    generations: new Set<string>(),
+  };
+  usage.set(report.requestId, entry);
+  if (entry.generations.has(report.generationId)) return false;
+  entry.generations.add(report.generationId);
+  entry.promptTokens += report.promptTokens;
+  entry.completionTokens += report.completionTokens;
+  if (!entry.workers.includes(report.worker)) entry.workers.push(report.worker);
+  return true;
+}

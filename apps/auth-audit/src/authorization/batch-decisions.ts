@@ -11,10 +11,13 @@ import { emptyDraft, type AuditRecordDraft } from '../audit/audit-record.js';
 import { appendToChain } from '../audit/audit-chain.js';
 import { AuthAuditError, notFound } from '../errors.js';
 import {
+  addReport,
   openRequestsRepository,
   type OpenRequest,
   type ReportedUsage,
+  type UsageReport,
 } from '../audit/open-requests.repository.js';
+import { chargedNow, usageDraft, type TokenUsage } from '../audit/usage-settlement.js';
 import type { RefusalLimiter } from '../audit/refusal-limiter.js';
 import { AUTHENTICATION_DENIALS } from '../auth/principal.js';
 import type { AuthorizeAction } from './actions.js';
@@ -54,6 +57,12 @@ export interface InterruptOp {
   requestId: string;
 }
 
+/** A worker's usage of one generation (ReportUsage): counted once, charged with or after the completion. */
+export interface UsageOp {
+  type: 'usage';
+  report: UsageReport;
+}
+
 /** How the batch reserves tokens and bounds refusal records. */
 export interface BatchOptions {
   refusals?: RefusalLimiter;
@@ -87,7 +96,7 @@ export interface CompleteOp {
  */
 const ENDS_WITHOUT_COMPLETE: ReadonlySet<string> = new Set(['models.manage', 'console.sign_in']);
 
-export type BatchOp = AuthorizeOp | CompleteOp | RecordOp | InterruptOp;
+export type BatchOp = AuthorizeOp | CompleteOp | RecordOp | InterruptOp | UsageOp;
 
 export interface AuthorizeDecision {
   allowed: boolean;
@@ -139,7 +148,11 @@ export async function runBatch(
   const authorizeOps = ops.filter((op): op is AuthorizeOp => op.type === 'authorize');
   const completeOps = ops.filter((op): op is CompleteOp => op.type === 'complete');
   const interruptOps = ops.filter((op): op is InterruptOp => op.type === 'interrupt');
-  const settlingIds = [...completeOps, ...interruptOps].map((op) => op.requestId);
+  const usageOps = ops.filter((op): op is UsageOp => op.type === 'usage');
+  const settlingIds = [
+    ...[...completeOps, ...interruptOps].map((op) => op.requestId),
+    ...usageOps.map((op) => op.report.requestId),
+  ];
 
   const keyIds = authorizeOps.flatMap((op) =>
     op.credential.type === 'api_key' ? [op.credential.key.id] : [],
@@ -147,10 +160,15 @@ export async function runBatch(
   const { keys, tenants } = await apiKeyRepository.findWithTenants(trx, [...new Set(keyIds)]);
   const origins = await findRequestOrigins(trx, settlingIds);
   const open = await openRequestsRepository.find(trx, settlingIds);
+  // Closed already (its record is written): what it was charged, so a later report adds only its excess.
+  const closedRows = await openRequestsRepository.findClosed(
+    trx,
+    settlingIds.filter((id) => !open.has(id)),
+  );
   // A Complete without an open request is a retry of one already committed, or comes after a sweep.
   const unopened = completeOps.filter((op) => !open.has(op.requestId)).map((op) => op.requestId);
   const written = await openRequestsRepository.completions(trx, unopened);
-  const reported = await openRequestsRepository.reportedUsage(trx, [...open.keys()]);
+  const reported = await openRequestsRepository.reportedUsage(trx, settlingIds);
 
   // Tenants named by tokens and by completed requests, when not already loaded with a key.
   const moreTenantIds = new Set<string>();
@@ -176,8 +194,8 @@ export async function runBatch(
   });
   for (const id of settlingIds) {
     const origin = origins.get(id);
-    for (const subject of open.get(id)?.subjects ?? (origin ? originSubjects(origin) : []))
-      quotaSubjects.add(subject);
+    const subjects = open.get(id)?.subjects ?? closedRows.get(id)?.subjects;
+    for (const subject of subjects ?? (origin ? originSubjects(origin) : [])) quotaSubjects.add(subject);
   }
   const ledger = await QuotaLedger.lock(trx, quotaSubjects, now);
 
@@ -185,7 +203,35 @@ export async function runBatch(
   const drafts: AuditRecordDraft[] = [];
   const resultIndexOfDraft: number[] = [];
   const opened: OpenRequest[] = [];
-  const closed: string[] = [];
+  const newReports: UsageReport[] = [];
+  /** Closes an open request, or raises a closed one's charge, keeping what it has been charged in all. */
+  const charges = new Map<string, TokenUsage & { requestId: string }>();
+  const closeWith = (lease: OpenRequest, usage: TokenUsage): void => {
+    open.delete(lease.requestId);
+    closedRows.set(lease.requestId, {
+      requestId: lease.requestId,
+      openedAt: lease.openedAt,
+      subjects: lease.subjects,
+      chargedPromptTokens: usage.promptTokens,
+      chargedCompletionTokens: usage.completionTokens,
+    });
+    charges.set(lease.requestId, { requestId: lease.requestId, ...usage });
+  };
+  /** Charges a closed request's usage beyond what it was charged; returns the new totals (undefined: none). */
+  const chargeExcess = (requestId: string, usage: TokenUsage): TokenUsage | undefined => {
+    const prior = closedRows.get(requestId);
+    if (!prior) return undefined;
+    const { totals, excess } = chargedNow(prior, usage);
+    if (excess === 0) return undefined;
+    ledger.charge(prior.subjects, excess);
+    closedRows.set(requestId, {
+      ...prior,
+      chargedPromptTokens: totals.promptTokens,
+      chargedCompletionTokens: totals.completionTokens,
+    });
+    charges.set(requestId, { requestId, ...totals });
+    return totals;
+  };
   const addDraft = (draft: AuditRecordDraft): void => {
     drafts.push(draft);
     resultIndexOfDraft.push(results.length);
@@ -218,14 +264,33 @@ export async function runBatch(
       const origin = origins.get(op.requestId);
       const lease = open.get(op.requestId);
       if (!lease || !origin) {
-        if (lease) closed.push(op.requestId);
+        if (lease) closeWith(lease, { promptTokens: 0, completionTokens: 0 });
         results.push({ sequence: 0 });
         continue;
       }
       const usage = reported.get(op.requestId);
       ledger.settle(lease.subjects, lease.reservedTokens, usageTotal(usage), lease.openedAt);
-      closed.push(op.requestId);
+      closeWith(lease, {
+        promptTokens: usage?.promptTokens ?? 0,
+        completionTokens: usage?.completionTokens ?? 0,
+      });
       addDraft(interruptedDraft(op.requestId, origin, usage, tenants.get(origin.tenant)));
+      results.push({ sequence: 0 });
+    } else if (op.type === 'usage') {
+      const report = op.report;
+      // A retried report (same generation) counts nothing twice.
+      if (!addReport(reported, report)) {
+        results.push({ sequence: 0 });
+        continue;
+      }
+      newReports.push(report);
+      const origin = origins.get(report.requestId);
+      const sum = reported.get(report.requestId)!;
+      // Still open: its completion or interruption settles it with this report. Closed: charge the excess.
+      const totals = origin ? chargeExcess(report.requestId, sum) : undefined;
+      if (totals && origin) {
+        addDraft(usageDraft(report.requestId, origin, totals, sum.workers));
+      }
       results.push({ sequence: 0 });
     } else {
       const origin = origins.get(op.requestId);
@@ -248,8 +313,12 @@ export async function runBatch(
           usage.promptTokens + usage.completionTokens,
           lease.openedAt,
         );
-        closed.push(op.requestId);
+        closeWith(lease, usage);
+      } else if (closedRows.has(op.requestId)) {
+        // After an interruption: only what this completion adds to what the interruption charged.
+        chargeExcess(op.requestId, usage);
       } else {
+        // Its bookkeeping row is gone (closed long ago): charged as the record states.
         ledger.charge(originSubjects(origin), usage.promptTokens + usage.completionTokens);
       }
       const draft = completeDraft({ ...op, ...usage }, origin, tenants.get(origin.tenant), sealer);
@@ -272,7 +341,8 @@ export async function runBatch(
     });
   }
   await openRequestsRepository.open(trx, opened);
-  await openRequestsRepository.close(trx, closed);
+  await openRequestsRepository.insertReports(trx, newReports, now);
+  await openRequestsRepository.saveCharges(trx, [...charges.values()], now);
   const rows = await appendToChain(trx, drafts, now, ledger.changedTotals());
   rows.forEach((row, draftIndex) => {
     const result = results[resultIndexOfDraft[draftIndex]] as AuthorizeDecision | CompleteResult;

@@ -99,11 +99,20 @@ export interface OpenRequestsTable {
   /** Quota subjects the reservation was charged to, JSON array of "key:<id>" / "tenant:<id>". */
   subjects: string;
   reserved_tokens: number;
+  /**
+   * Set once its completion (or interruption) record is written; the row stays a while after, so that a
+   * worker's later usage report is charged only its excess over what was charged (`charged_*`).
+   */
+  closed_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  charged_prompt_tokens: ColumnType<number, number | undefined, number>;
+  charged_completion_tokens: ColumnType<number, number | undefined, number>;
 }
 
 /** Usage a worker reports for generations it ran, so a gateway crash cannot lose it. */
 export interface WorkerUsageTable {
   request_id: string;
+  /** The worker's id per generation: a retried report is one row. */
+  generation_id: ColumnType<string, string | undefined, string>;
   worker: string;
   prompt_tokens: number;
   completion_tokens: number;

@@ -283,6 +283,40 @@ export const MIGRATIONS: Migration[] = [
         .execute();
     },
   },
+  {
+    version: 14,
+    name: 'worker usage reports once per generation; open requests kept a while after closing (what was charged)',
+    async up(db) {
+      await db.schema
+        .alterTable('audit_open_requests')
+        .addColumn('closed_at', 'timestamptz')
+        .addColumn('charged_prompt_tokens', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('charged_completion_tokens', 'bigint', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .createIndex('audit_open_requests_closed')
+        .on('audit_open_requests')
+        .column('closed_at')
+        .execute();
+      await db.schema
+        .alterTable('audit_worker_usage')
+        .addColumn('generation_id', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+      // Rows from before had no generation id: each stays its own row.
+      await sql`update audit_worker_usage
+        set generation_id = 'legacy:' || worker || ':' || extract(epoch from reported_at)::text`.execute(db);
+      await db.schema.alterTable('audit_worker_usage').dropConstraint('audit_worker_usage_pk').execute();
+      await db.schema
+        .alterTable('audit_worker_usage')
+        .addPrimaryKeyConstraint('audit_worker_usage_pk', ['request_id', 'generation_id'])
+        .execute();
+      await db.schema
+        .createIndex('audit_worker_usage_reported')
+        .on('audit_worker_usage')
+        .column('reported_at')
+        .execute();
+    },
+  },
 ];
 
 export interface MigrateOptions extends ServiceRoles {

@@ -13,8 +13,16 @@ import type { HealthImplementation } from 'grpc-health-check';
 import { MAX_BODY_BYTES } from '../validation.js';
 import { credentialKinds } from '../auth/credentials.js';
 
-/** Authorize, Complete and every admin call only from the gateway; health from any platform certificate. */
+/**
+ * ReportUsage from the workers (usage they did survives the gateway) and the gateway; Authorize, Complete
+ * and every admin call only from the gateway; health from any platform certificate. The first rule whose
+ * prefix matches wins, and the full method path (no other method begins with it) names only ReportUsage.
+ */
 export const AUDIT_CALLERS = [
+  {
+    methodPrefix: `/${AUDIT_PACKAGE}.${AUDIT_SERVICE}/ReportUsage`,
+    callers: [SERVICE_IDENTITY.gateway, SERVICE_IDENTITY.worker],
+  },
   { methodPrefix: `/${AUDIT_PACKAGE}.${AUDIT_SERVICE}/`, callers: [SERVICE_IDENTITY.gateway] },
   { methodPrefix: '/grpc.health.v1.Health/', callers: 'any' },
 ] as const;

@@ -13,7 +13,6 @@ import type { AuthAuditMetrics } from '../metrics/auth-audit-metrics.js';
 import { captureToContract, denialToContract, principalToContract } from '../grpc/contract-mapping.js';
 import { body, count, durationMicros, modelDigests, requireRequestId, text } from '../validation.js';
 import { emptyDraft } from '../audit/audit-record.js';
-import { openRequestsRepository } from '../audit/open-requests.repository.js';
 import type { AuthAuditDb } from '../database/database.js';
 
 /** Fields a client controls reach the record stored escaped or cut (with a flag), never refused. */
@@ -190,18 +189,18 @@ export class AuthorizationService {
     return { auditSequence: result.sequence };
   }
 
-  /** A worker's usage for a generation: settled with the request's completion or interruption. */
+  /** A worker's usage of one generation: counted once, with the request's completion or after it. */
   async reportUsage(request: audit.ReportUsageRequest): Promise<audit.ReportUsageResponse> {
-    await openRequestsRepository.reportUsage(
-      this.db,
-      {
+    await this.appender.reportUsage({
+      type: 'usage',
+      report: {
         requestId: requireRequestId(request.requestId),
+        generationId: requireRequestId(request.generationId, 'generation_id'),
         worker: text(request.worker, 'worker', 256),
         promptTokens: count(request.promptTokens, 'prompt_tokens'),
         completionTokens: count(request.completionTokens, 'completion_tokens'),
       },
-      new Date(),
-    );
+    });
     return {};
   }
 }

@@ -40,7 +40,7 @@ const outcome = z
   .enum(['allowed', 'denied', 'succeeded', 'failed', 'cancelled'])
   .transform((o) => `OUTCOME_${o.toUpperCase()}` as audit.Outcome);
 const kind = z
-  .enum(['request', 'completion', 'admin_action'])
+  .enum(['request', 'completion', 'admin_action', 'usage'])
   .transform((k) => `RECORD_KIND_${k.toUpperCase()}` as audit.RecordKind);
 const count = z.coerce.number().int().min(0);
 

@@ -27,6 +27,10 @@ export interface WorkerSettings {
   logLevel: string;
   /** mTLS from the platform CA (only the gateway may call), or plaintext when asked for by name. */
   transport: InternalTransport;
+  /** auth-audit's host:port (AIRLOCK_AUTH_AUDIT_ADDRESS): where the worker reports its usage; unset: none. */
+  authAuditAddress?: string;
+  /** Usage reports held while auth-audit is unreachable (AIRLOCK_USAGE_REPORTS_MAX_PENDING). */
+  usageReportsMaxPending?: number;
 }
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -44,6 +48,11 @@ const envSchema = z.object({
   AIRLOCK_WORKER_THREADS: z.coerce.number().int().min(1).max(1024).optional(),
   AIRLOCK_LLAMA_SERVER_BIN: z.string().min(1).optional(),
   AIRLOCK_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  AIRLOCK_AUTH_AUDIT_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port')
+    .optional(),
+  AIRLOCK_USAGE_REPORTS_MAX_PENDING: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
 });
 
 export class SettingsError extends Error {}
@@ -78,5 +87,7 @@ export function readWorkerSettings(env: NodeJS.ProcessEnv = process.env): Worker
     llamaServerBin: resolve(e.AIRLOCK_LLAMA_SERVER_BIN ?? defaultLlamaServerBin(env)),
     logLevel: e.AIRLOCK_LOG_LEVEL,
     transport: transport.transport,
+    authAuditAddress: e.AIRLOCK_AUTH_AUDIT_ADDRESS,
+    usageReportsMaxPending: e.AIRLOCK_USAGE_REPORTS_MAX_PENDING,
   };
 }

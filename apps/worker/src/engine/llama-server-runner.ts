@@ -548,6 +548,8 @@ export class LlamaServerRunner implements ModelEngine {
     } finally {
       slot.usedTokens = 0;
       lease.release();
+      // Also when cancelled or failed: the worker reports this to auth-audit itself.
+      options.onUsage?.({ promptTokens: promptTokens.length, completionTokens });
     }
   }
 

@@ -16,6 +16,11 @@ export interface GenerationOptions {
   onEvent: (event: GenerationEvent) => void;
   /** The request's tenant: a sequence's kept tokens are reused only for the tenant that left them. */
   tenant: string;
+  /**
+   * Called once when a generation that held a sequence (slot) ends, however it ends (done, cancelled,
+   * failed): its prompt tokens and the tokens generated so far. The worker reports these to auth-audit.
+   */
+  onUsage?: (usage: { promptTokens: number; completionTokens: number }) => void;
 }
 
 /**

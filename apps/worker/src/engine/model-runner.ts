@@ -686,6 +686,7 @@ export class ModelRunner implements ModelEngine {
     } finally {
       this.lockstep?.leave(sequence);
       lease.release();
+      options.onUsage?.({ promptTokens, completionTokens });
     }
   }
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Controller, Inject } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { Observable } from 'rxjs';
@@ -16,23 +17,27 @@ import type {
 import { ModelFleet } from '../engine/model-fleet.js';
 import type { GenerationOptions, ModelEngine } from '../engine/model-engine.js';
 import { cancelled } from '../engine/worker-errors.js';
+import { UsageReporter } from '../usage/usage-reporter.js';
 import { toRpcException } from './grpc-error.js';
 
 /** gRPC handlers: each delegates to the model's runner; errors become gRPC statuses. */
 @Controller()
 export class WorkerGrpcController {
-  constructor(@Inject(ModelFleet) private readonly fleet: ModelFleet) {}
+  constructor(
+    @Inject(ModelFleet) private readonly fleet: ModelFleet,
+    @Inject(UsageReporter) private readonly usage: UsageReporter,
+  ) {}
 
   @GrpcMethod('WorkerService', 'Chat')
   chat(request: ChatRequest): Observable<ChatResponse> {
-    return this.generation(request.model, request.tenant ?? '', (runner, options) =>
+    return this.generation(request.model, request.requestId, request.tenant ?? '', (runner, options) =>
       runner.chat(request, options),
     );
   }
 
   @GrpcMethod('WorkerService', 'Complete')
   complete(request: CompleteRequest): Observable<CompleteResponse> {
-    return this.generation(request.model, request.tenant ?? '', (runner, options) =>
+    return this.generation(request.model, request.requestId, request.tenant ?? '', (runner, options) =>
       runner.complete(request, options),
     ) as Observable<CompleteResponse>;
   }
@@ -44,6 +49,12 @@ export class WorkerGrpcController {
         request.inputs ?? [],
         (request.tokenInputs ?? []).map((t) => t.ids ?? []),
       );
+      this.usage.report({
+        requestId: request.requestId ?? '',
+        generationId: randomUUID(),
+        promptTokens: response.promptTokens,
+        completionTokens: 0,
+      });
       // The weights the answer came from (the gateway writes them into the audit record).
       return { ...response, model: this.fleet.provenanceOf(request.model) };
     });
@@ -79,6 +90,7 @@ export class WorkerGrpcController {
    */
   private generation(
     modelId: string,
+    requestId: string | undefined,
     tenant: string,
     run: (runner: ModelEngine, options: GenerationOptions) => Promise<Finish>,
   ): Observable<ChatResponse> {
@@ -94,7 +106,10 @@ export class WorkerGrpcController {
         return undefined;
       }
       const signal = AbortSignal.any([abort.signal, this.fleet.shutdownSignal]);
-      run(runner, { signal, tenant, onEvent: (event) => subscriber.next(event) })
+      // Reported by the worker itself: the usage survives a gateway that dies or a client that cancels.
+      const onUsage = (usage: { promptTokens: number; completionTokens: number }) =>
+        this.usage.report({ requestId: requestId ?? '', generationId: randomUUID(), ...usage });
+      run(runner, { signal, tenant, onUsage, onEvent: (event) => subscriber.next(event) })
         .then((finish) => {
           // The weights this answer came from (the gateway writes them into the audit record).
           subscriber.next({
