@@ -166,7 +166,7 @@ describeWithModels('usage survives the gateway (real worker, PostgreSQL)', () =>
     );
     expect(body.usage).toMatchObject({ prompt_tokens: promptTokens, completion_tokens: 12 });
     expect(await charged(key.id)).toBe(promptTokens + 12);
-    const kinds = (await platform.auditRecords(requestId)).map((r: Json) => r.kind);
+    const kinds = (await platform.auditRecords(requestId)).map((r: Json) => r.kind as string);
     expect(kinds).toEqual(['request', 'completion']);
   }, 60_000);
 });

@@ -41,9 +41,10 @@ describe('UsageReporter', () => {
     let up = false;
     const delivered: string[] = [];
     const { usage, registry } = reporter(
-      async (r) => {
-        if (!up) throw Object.assign(new Error('down'), { code: status.UNAVAILABLE });
+      (r) => {
+        if (!up) return Promise.reject(Object.assign(new Error('down'), { code: status.UNAVAILABLE }));
         delivered.push(r.requestId);
+        return Promise.resolve();
       },
       { concurrency: 1 },
     );
@@ -63,9 +64,9 @@ describe('UsageReporter', () => {
     let now = 0;
     let calls = 0;
     const { usage, registry } = reporter(
-      async () => {
+      () => {
         calls++;
-        throw Object.assign(new Error('refused'), { code: status.PERMISSION_DENIED });
+        return Promise.reject(Object.assign(new Error('refused'), { code: status.PERMISSION_DENIED }));
       },
       { clock: () => now },
     );
@@ -78,9 +79,7 @@ describe('UsageReporter', () => {
 
     // A clock that moves 10 ms at every reading: the report ages while it is retried.
     const down = reporter(
-      async () => {
-        throw Object.assign(new Error('down'), { code: status.UNAVAILABLE });
-      },
+      () => Promise.reject(Object.assign(new Error('down'), { code: status.UNAVAILABLE })),
       { clock: () => (now += 10), maxAgeMs: 25 },
     );
     down.usage.report(report(2));

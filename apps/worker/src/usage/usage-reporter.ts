@@ -132,7 +132,8 @@ export class UsageReporter {
         continue;
       }
       this.inFlight++;
-      this.deliver(next).finally(() => {
+      // deliver() never rejects: every failure is counted or re-queued inside it.
+      void this.deliver(next).finally(() => {
         this.inFlight--;
         this.pump();
         if (this.pending === 0) for (const wake of this.idleWaiters.splice(0)) wake();
