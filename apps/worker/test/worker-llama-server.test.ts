@@ -28,10 +28,17 @@ if (MODELS_DIR && !HAVE_SERVER) {
   );
 }
 
-async function workerMetric(worker: StartedWorker, name: string, model: string): Promise<number> {
+/** Metrics of one scrape (several names read from the same /metrics answer). */
+async function workerMetrics(worker: StartedWorker, model: string, ...names: string[]): Promise<number[]> {
   const text = await (await fetch(`http://127.0.0.1:${worker.app.opsPort}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{model="${model}"}`));
-  return Number(line?.split(' ')[1] ?? 0);
+  return names.map((name) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name}{model="${model}"}`));
+    return Number(line?.split(' ')[1] ?? 0);
+  });
+}
+
+async function workerMetric(worker: StartedWorker, name: string, model: string): Promise<number> {
+  return (await workerMetrics(worker, model, name))[0];
 }
 
 describeWithServer('worker on the llama-server engine (real llama-server child, stories260K)', () => {
@@ -235,8 +242,9 @@ models:
   it('batches parallel streams: about one sequence per active stream in each decode', async () => {
     // Long enough that the streams' staggered arrival (a busy machine) is small beside the shared steps.
     const maxTokens = 256;
-    const stepsBefore = await workerMetric(worker, 'airlock_worker_decode_steps_total', 'stories');
-    const sequencesBefore = await workerMetric(worker, 'airlock_worker_decoded_sequences_total', 'stories');
+    const counters = ['airlock_worker_decode_steps_total', 'airlock_worker_decoded_sequences_total'];
+    // Both from one scrape: llama-server's counters are read once per scrape, for both.
+    const [stepsBefore, sequencesBefore] = await workerMetrics(worker, 'stories', ...counters);
     const results = await Promise.all(
       Array.from({ length: 4 }, () =>
         worker.client.complete({
@@ -250,9 +258,9 @@ models:
       expect(result.text.startsWith(', there was a little girl')).toBe(true);
       expect(result.finish?.usage.completionTokens).toBe(maxTokens);
     }
-    const steps = (await workerMetric(worker, 'airlock_worker_decode_steps_total', 'stories')) - stepsBefore;
-    const sequences =
-      (await workerMetric(worker, 'airlock_worker_decoded_sequences_total', 'stories')) - sequencesBefore;
+    const [stepsAfter, sequencesAfter] = await workerMetrics(worker, 'stories', ...counters);
+    const steps = stepsAfter - stepsBefore;
+    const sequences = sequencesAfter - sequencesBefore;
     // One decode per token of each stream would be 4 × 256 = 1024 steps, one sequence each.
     expect(steps).toBeGreaterThanOrEqual(maxTokens);
     expect(steps).toBeLessThan(1.5 * maxTokens);

@@ -61,7 +61,6 @@ export class WorkerMetrics {
     help: 'Decode steps: batches of sequence decodes released together, by model',
     labelNames: ['model'],
     registers: [this.registry],
-    // Registered before decoded_sequences: both are current by the time either is read.
     collect: () => this.runScrapeHooks(),
   });
 
@@ -70,6 +69,8 @@ export class WorkerMetrics {
     help: 'Sequence decodes released in those steps, by model',
     labelNames: ['model'],
     registers: [this.registry],
+    // The registry reads metrics concurrently: both counters wait for the same run of the hooks.
+    collect: () => this.runScrapeHooks(),
   });
 
   readonly lateDecodeSteps = new Counter({
@@ -97,8 +98,13 @@ export class WorkerMetrics {
     this.scrapeHooks.push(hook);
   }
 
+  private scrapeRun?: Promise<unknown>;
+
   private async runScrapeHooks(): Promise<void> {
-    await Promise.allSettled(this.scrapeHooks.map((hook) => hook()));
+    this.scrapeRun ??= Promise.allSettled(this.scrapeHooks.map((hook) => hook())).finally(() => {
+      this.scrapeRun = undefined;
+    });
+    await this.scrapeRun;
   }
 
   constructor(statusOf: () => ModelStatus[]) {
