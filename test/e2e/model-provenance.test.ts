@@ -17,13 +17,16 @@ const SIGNED = 'stories260K-signed';
 
 describeWithModels('model provenance in the audit log', () => {
   const keys = mkdtempSync(join(tmpdir(), 'airlock-provenance-'));
-  const file = join(modelsDir(), `${MODEL}.gguf`);
-  const sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
+  // Read in beforeAll, not here: jest runs a skipped describe's body too, and without the models this would throw.
+  let file = '';
+  let sha256 = '';
   let signer = '';
   let platform: Platform;
   let client: OpenAI;
 
   beforeAll(async () => {
+    file = join(modelsDir(), `${MODEL}.gguf`);
+    sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
     // The operator's path: a key pair, then a bundle for the file (named by its file name, as the worker checks).
     const keygen = await run(process.execPath, [CLI, 'model', 'keygen', join(keys, 'signer')]);
     signer = keygen.stdout.trim().split(' ')[2];
