@@ -16,6 +16,7 @@ import { ensureLocalPki, type ServiceName, type ServiceTlsFiles } from '@airlock
 import { TEST_MODELS_DIR } from '../support/test-models.js';
 import { gatewayConfig, type GatewayConfig } from '../../apps/gateway/src/config.js';
 import { startGatewayApp, type GatewayApp } from '../../apps/gateway/src/gateway-app.js';
+import type { ConsoleConfig } from '../../apps/gateway/src/console/console-config.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const MODEL = 'stories260K';
@@ -90,6 +91,8 @@ export interface PlatformOptions {
   contentKeys?: boolean;
   /** Gateway settings; a function is called once the worker's address is known. */
   gateway?: Partial<GatewayConfig> | ((platform: Platform) => Partial<GatewayConfig>);
+  /** The gateway's web console settings (default: from AIRLOCK_CONSOLE_* variables). */
+  console?: ConsoleConfig;
   /** Extra AIRLOCK_* settings for auth-audit (e.g. a short checkpoint interval). */
   authAuditEnv?: Record<string, string>;
 }
@@ -222,7 +225,7 @@ export class Platform {
         },
         ...overrides,
       }),
-      { logger: pino({ level: 'debug' }, this.logs.gateway) },
+      { logger: pino({ level: 'debug' }, this.logs.gateway), console: this.options.console },
     );
     await this.until(() => gateway.pool.list().some((w) => w.alive && w.serves(this.model)));
     return gateway;

@@ -31,6 +31,7 @@ export interface ConsoleConfig {
 export const DEFAULT_ASSETS_DIR = resolve(import.meta.dirname, '../../dist/console-ui');
 
 const text = z.string().trim().default('');
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 export const consoleEnvSchema = z.object({
   AIRLOCK_CONSOLE_ENABLED: z.enum(['true', 'false']).default('true'),
@@ -43,7 +44,16 @@ export const consoleEnvSchema = z.object({
     )
     .default(''),
   AIRLOCK_CONSOLE_SESSION_HOURS: z.coerce.number().positive().max(24).default(8),
-  AIRLOCK_CONSOLE_OIDC_ISSUER: text.pipe(z.union([z.literal(''), z.url()])),
+  // The code exchange carries the client secret and returns tokens: https, or plain http on loopback only.
+  AIRLOCK_CONSOLE_OIDC_ISSUER: text.pipe(
+    z.union([
+      z.literal(''),
+      z.url().refine((url) => {
+        const { protocol, hostname } = new URL(url);
+        return protocol === 'https:' || (protocol === 'http:' && LOOPBACK.has(hostname));
+      }, 'expected an https:// URL (http:// only on 127.0.0.1 or localhost)'),
+    ]),
+  ),
   AIRLOCK_CONSOLE_OIDC_CLIENT_ID: text,
   AIRLOCK_CONSOLE_OIDC_CLIENT_SECRET: text,
   AIRLOCK_CONSOLE_OIDC_REDIRECT_URL: text.pipe(z.union([z.literal(''), z.url()])),

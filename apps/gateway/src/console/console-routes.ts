@@ -96,7 +96,13 @@ export function installConsole(fastify: FastifyInstance, parts: ConsoleParts): v
     '/console/oidc/callback',
     handle(async (request, reply) => {
       if (!oidc) throw ApiError.notFound('OIDC sign-in is not configured.');
-      await oidc.finish(request, reply);
+      try {
+        await oidc.finish(request, reply);
+      } catch (error) {
+        // Back to the sign-in page, which shows why (our own messages only; the page escapes them anyway).
+        const message = toApiError(error).message;
+        return reply.redirect(`/console/?sign_in_error=${encodeURIComponent(message)}`, 303);
+      }
       return reply.redirect('/console/', 303);
     }),
   );

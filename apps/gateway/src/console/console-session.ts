@@ -32,8 +32,14 @@ export function cookies(request: FastifyRequest): Map<string, string> {
   return out;
 }
 
-export function setCookie(reply: FastifyReply, name: string, value: string, maxAgeSeconds: number): void {
-  const cookie = `${name}=${value}; Path=/; Max-Age=${maxAgeSeconds}; HttpOnly; Secure; SameSite=Strict`;
+export function setCookie(
+  reply: FastifyReply,
+  name: string,
+  value: string,
+  maxAgeSeconds: number,
+  sameSite: 'Strict' | 'Lax' = 'Strict',
+): void {
+  const cookie = `${name}=${value}; Path=/; Max-Age=${maxAgeSeconds}; HttpOnly; Secure; SameSite=${sameSite}`;
   const previous = reply.getHeader('set-cookie');
   const list = Array.isArray(previous) ? previous : previous ? [String(previous)] : [];
   void reply.header('set-cookie', [...list, cookie]);

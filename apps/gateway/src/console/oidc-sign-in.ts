@@ -7,7 +7,10 @@ import type { ConsoleOidcConfig } from './console-config.js';
 import { cookies, setCookie, type ConsoleSessions } from './console-session.js';
 import { seal, unseal } from './session-seal.js';
 
-/** The login in flight: sealed in its own short-lived cookie, so that nothing is kept per login here. */
+/**
+ * The login in flight: sealed in its own short-lived cookie, so that nothing is kept per login here. Lax, not
+ * Strict: the IdP's redirect back is a navigation from another site, which must still carry it.
+ */
 const LOGIN_COOKIE = '__Host-airlock-oidc';
 const LOGIN_SECONDS = 600;
 
@@ -54,7 +57,7 @@ export class OidcSignIn {
       verifier: random(),
       expiresAt: Math.floor(Date.now() / 1000) + LOGIN_SECONDS,
     };
-    setCookie(reply, LOGIN_COOKIE, seal(this.key, 'oidc-login', login), LOGIN_SECONDS);
+    setCookie(reply, LOGIN_COOKIE, seal(this.key, 'oidc-login', login), LOGIN_SECONDS, 'Lax');
     const url = new URL(provider.authorization_endpoint);
     url.search = new URLSearchParams({
       response_type: 'code',
@@ -73,10 +76,13 @@ export class OidcSignIn {
   async finish(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const query = request.query as Record<string, string | undefined>;
     const sealed = cookies(request).get(LOGIN_COOKIE);
-    setCookie(reply, LOGIN_COOKIE, '', 0);
+    setCookie(reply, LOGIN_COOKIE, '', 0, 'Lax');
     const login = sealed ? unseal<LoginState>(this.key, 'oidc-login', sealed) : undefined;
-    if (query.error)
-      throw ApiError.unauthenticated(`The identity provider refused the sign-in (${query.error}).`);
+    if (query.error) {
+      // Only the error code's own alphabet (RFC 6749): the IdP's text is not ours to show.
+      const code = /^[a-z_]{1,64}$/.test(query.error) ? query.error : 'error';
+      throw ApiError.unauthenticated(`The identity provider refused the sign-in (${code}).`);
+    }
     if (!login || !query.state || !sameText(query.state, login.state) || !query.code)
       throw ApiError.unauthenticated('This sign-in was not started here or took too long; start again.');
     const { provider, keys } = await this.provider();

@@ -7,7 +7,11 @@ import { ErrorNote, Field } from '../ui';
 export function SignInView({ oidc, onSignedIn }: { oidc: boolean; onSignedIn: () => Promise<unknown> }) {
   const [key, setKey] = useState('');
   const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
+  // An OIDC sign-in that failed comes back here with the gateway's reason.
+  const [error, setError] = useState<unknown>(() => {
+    const reason = new URLSearchParams(location.search).get('sign_in_error');
+    return reason ? new Error(reason) : null;
+  });
 
   const submit = async (event: Event) => {
     event.preventDefault();
