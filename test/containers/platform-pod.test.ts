@@ -1,13 +1,16 @@
 // The platform running from its real images: the OCI archives `npm run images` wrote are loaded into podman, and
-// gateway, auth-audit, the CPU worker and PostgreSQL (the Debian-built image) run in ONE pod with no network but
-// the pod's own loopback, each container with exactly the settings the chart renders for the CPU evaluation
-// preset (test/containers/chart-pod.ts: read-only root, non-root uid/gid, all capabilities dropped, no privilege
-// escalation, the chart's env, Secrets, ConfigMap catalog and volumes). Then the end-to-end smoke runs in a fifth
-// container in the same pod: models, chat, streamed chat, embeddings through the official openai client, and
-// `airlock audit verify` (test/netns/smoke-client.mjs).
-// What Kubernetes would provide and a pod cannot is substituted, and only that: Service names resolve to the
-// pod's 127.0.0.1 (an /etc/hosts mounted into each container), the gateway finds the worker statically instead of through EndpointSlices (no API
-// server here), and the chart's postgres:17.6 is replaced by airlock/postgresql:15-bookworm.
+// the manifests the chart renders for the CPU evaluation preset are played by `podman kube play`: gateway,
+// auth-audit, the CPU worker and PostgreSQL (the Debian-built image) as the chart's own container specs (image,
+// env, volume mounts, securityContext: read-only root, non-root uid/gid, all capabilities dropped, no privilege
+// escalation; probes), side by side in ONE pod with no network but the pod's own loopback, with the chart's
+// ConfigMaps (test/containers/chart-kube.ts). Then the end-to-end smoke runs in a fifth container in the same pod:
+// models, chat, streamed chat, embeddings through the official openai client, and `airlock audit verify`
+// (test/netns/smoke-client.mjs).
+// What Kubernetes would provide and a pod cannot is substituted, and only that (chart-kube.ts lists each, and the
+// test prints them): Service names resolve to the pod's 127.0.0.1 (an /etc/hosts mounted into each container), the
+// gateway finds the worker statically instead of through EndpointSlices (no API server here), the chart's
+// postgres:17.6 is replaced by airlock/postgresql:15-bookworm, and two podman 4.3 defects around Secrets are
+// worked around.
 // Images: dist/images (or AIRLOCK_IMAGES_DIR) from an earlier `npm run images` (.ci/run builds them once per run).
 // Skips, saying why, where podman cannot run containers (no podman, not root) or the images were not built.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
@@ -18,7 +21,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseManifests, repoRoot, runHelm } from '../helm/helm-harness.js';
 import { TEST_MODELS_DIR } from '../support/test-models.js';
-import { podContainers, type PodContainer } from './chart-pod.js';
+import { kubePlayPod, type KubePlayPod } from './chart-kube.js';
 
 const run = promisify(execFile);
 const IMAGES_DIR = process.env.AIRLOCK_IMAGES_DIR ?? join(repoRoot, 'dist', 'images');
@@ -65,7 +68,9 @@ describeWithPodman('the platform from its images, in one pod with the chart sett
   const suffix = randomBytes(4).toString('hex');
   const pod = `airlock-test-${suffix}`;
   let scratch: string;
-  let containers: PodContainer[];
+  let played: KubePlayPod;
+  /** podman names a played pod's containers <pod>-<container> */
+  const nameOf = (container: string) => `${pod}-${container}`;
   let loaded: Map<string, string>; // image name (airlock/gateway) → local reference
   let summary: ImagesSummary;
 
@@ -136,57 +141,58 @@ describeWithPodman('the platform from its images, in one pod with the chart sett
     ];
     const hostsFile = join(scratch, 'hosts');
     writeFileSync(hostsFile, `127.0.0.1 localhost ${hosts.join(' ')}\n`, { mode: 0o644 });
-    containers = podContainers(parseManifests(rendered.stdout), {
-      hostsFile,
-      scratchDir: join(scratch, 'volumes'),
-      namePrefix: pod,
-      hostPaths: { '/models': TEST_MODELS_DIR! },
-      envOverrides: {
-        // No API server in a pod: the one worker is listed statically (its Service name, as in the cluster).
-        gateway: { AIRLOCK_DISCOVERY: 'static', AIRLOCK_WORKERS: 'airlock-worker-stories260k:50061' },
-      },
-    });
-
-    await podman('pod', 'create', '--name', pod, '--network', 'none');
     const imageFor = (chartImage: string) => {
       const repository = chartImage.split('/').slice(1).join('/').split(':')[0];
       const local = loaded.get(repository === 'library/postgres' ? 'airlock/postgresql' : repository);
       if (!local) throw new Error(`no image built for ${chartImage}`);
       return local;
     };
-    // Dependencies first, as the probes would order them in a cluster.
-    const order = ['postgresql', 'auth-audit', 'worker', 'gateway'];
-    containers.sort((a, b) => order.indexOf(a.container) - order.indexOf(b.container));
-    for (const container of containers) {
-      await podman('run', '--detach', '--pod', pod, ...container.args, imageFor(container.chartImage));
-      if (container.container === 'postgresql')
-        await waitFor(container, ['pg_isready', '-h', '127.0.0.1', '-U', 'airlock', '-d', 'airlock']);
-    }
+    played = kubePlayPod(parseManifests(rendered.stdout), {
+      podName: pod,
+      image: imageFor,
+      hostsFile,
+      scratchDir: join(scratch, 'volumes'),
+      hostPaths: { '/models': TEST_MODELS_DIR! },
+      envOverrides: {
+        // No API server in a pod: the one worker is listed statically (its Service name, as in the cluster).
+        gateway: { AIRLOCK_DISCOVERY: 'static', AIRLOCK_WORKERS: 'airlock-worker-stories260k:50061' },
+      },
+    });
+    process.stderr.write(`test/containers/platform-pod: substituted: ${played.substitutions.join('; ')}\n`);
+    const kubeFile = join(scratch, 'pod.yaml');
+    writeFileSync(kubeFile, played.yaml);
+    // Every container starts at once, as in a cluster; one that starts before its dependency exits and is restarted
+    // (restartPolicy Always), as a kubelet would.
+    await podman('kube', 'play', '--network', 'none', '--no-hosts', kubeFile);
+    const gateway = nameOf('gateway');
+    await waitFor(nameOf('postgresql'), nameOf('postgresql'), [
+      'pg_isready',
+      '-h',
+      '127.0.0.1',
+      '-U',
+      'airlock',
+      '-d',
+      'airlock',
+    ]);
     // The chart's readiness probes (GET /readyz on each ops port), from inside the pod.
-    const gateway = containers.find((c) => c.container === 'gateway')!;
     for (const [service, port] of [
       ['auth-audit', 9401],
       ['worker', 9402],
       ['gateway', 9400],
     ] as const) {
       const probe = `fetch('http://127.0.0.1:${port}/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`;
-      await waitFor(
-        gateway,
-        ['node', '-e', probe],
-        containers.find((c) => c.container === service),
-      );
+      await waitFor(gateway, nameOf(service), ['node', '-e', probe]);
     }
   }, 15 * 60_000);
 
-  /** Bounded readiness wait: the command (a chart probe) run in the container until it succeeds. */
-  async function waitFor(container: PodContainer, command: string[], what = container) {
-    const { name } = container;
+  /** Bounded readiness wait: the command (a chart probe) run in container `in` until it succeeds. */
+  async function waitFor(inContainer: string, what: string, command: string[], execIn = inContainer) {
     for (let attempt = 0; attempt < 120; attempt += 1) {
-      const result = spawnSync('podman', ['exec', name, ...command], { encoding: 'utf8' });
+      const result = spawnSync('podman', ['exec', execIn, ...command], { encoding: 'utf8' });
       if (result.status === 0) return;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
-    const failed = what.name;
+    const failed = what;
     const logs = spawnSync('podman', ['logs', '--tail', '30', failed], { encoding: 'utf8' });
     throw new Error(`${failed} not ready after 60 s; its logs:\n${logs.stdout}${logs.stderr}`);
   }
@@ -200,14 +206,14 @@ describeWithPodman('the platform from its images, in one pod with the chart sett
   }, 60_000);
 
   test('every container runs as the chart says: non-root, read-only root, no capabilities, only loopback', async () => {
-    expect(containers.map((c) => c.container).sort()).toEqual([
+    expect(played.containers.map((c) => c.container).sort()).toEqual([
       'auth-audit',
       'gateway',
       'postgresql',
       'worker',
     ]);
-    for (const container of containers) {
-      const { name } = container;
+    for (const container of played.containers) {
+      const name = nameOf(container.container);
       const { stdout: inspect } = await podman(
         'inspect',
         '--format',
@@ -233,12 +239,9 @@ describeWithPodman('the platform from its images, in one pod with the chart sett
   });
 
   test('the end-to-end smoke passes against the pod: models, chat, stream, embeddings, audit verify', async () => {
-    const gateway = containers.find((c) => c.container === 'gateway')!;
-    const authAudit = containers.find((c) => c.container === 'auth-audit')!;
     // The admin key the chart's evaluation Secret gave auth-audit.
-    const adminKey = authAudit.args
-      .find((value, i, all) => all[i - 1] === '--env' && value.startsWith('AIRLOCK_ADMIN_KEY='))!
-      .slice('AIRLOCK_ADMIN_KEY='.length);
+    const adminKey = played.containers.find((c) => c.container === 'auth-audit')!.env.AIRLOCK_ADMIN_KEY;
+    expect(adminKey).toMatch(/^alk_/);
     const keyDir = join(scratch, 'smoke');
     execFileSync('mkdir', ['-p', keyDir]);
     writeFileSync(join(keyDir, 'admin-key'), `${adminKey}\n`, { mode: 0o644 });
@@ -264,7 +267,7 @@ describeWithPodman('the platform from its images, in one pod with the chart sett
       'AIRLOCK_DATA_DIR=/smoke',
       '--entrypoint',
       'node',
-      loaded.get(gateway.chartImage.split('/').slice(1).join('/').split(':')[0])!,
+      loaded.get('airlock/gateway')!,
       '/repo/test/netns/smoke-client.mjs',
     );
     const smoke = JSON.parse(stdout.trim().split('\n').pop()!) as SmokeSummary;
