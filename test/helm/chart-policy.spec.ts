@@ -88,7 +88,11 @@ describe.each(valuesFiles())('rendered with %s', (file) => {
     }
     const workerPolicy = ofKind<NetworkPolicy>(objects(), 'NetworkPolicy').find((p) => component(p) === 'worker')!;
     expect(workerPolicy.spec.policyTypes).toContain('Egress');
-    expect(workerPolicy.spec.egress).toEqual([]);
+    // DNS, and auth-audit's gRPC port for the worker's usage reports: nothing else.
+    expect(workerPolicy.spec.egress!.map((rule) => rule.ports!.map((p) => p.port))).toEqual([[53, 53], [50051]]);
+    expect(workerPolicy.spec.egress![1].to).toEqual([
+      { podSelector: { matchLabels: expect.objectContaining({ 'app.kubernetes.io/component': 'auth-audit' }) } },
+    ]);
   });
 
   it('runs every pod under Pod Security "restricted"', () => {
