@@ -361,11 +361,18 @@ describe('the full scenario', () => {
     for (const pool of autoscaled) expect((pool.spec as Record<string, unknown>).replicas).toBeUndefined();
   });
 
-  it('alerts on audit append failures, worker down, queue saturation and a nearly full KV cache', () => {
+  it('alerts on audit append failures, worker down, queue saturation, a nearly full KV cache and dropped usage reports', () => {
     const [rule] = ofKind<KubeObject & { spec: { groups: { rules: { alert: string; expr: string }[] }[] } }>(objects(), 'PrometheusRule');
     const alerts = rule.spec.groups.flatMap((g) => g.rules.map((r) => r.alert));
     expect(new Set(alerts)).toEqual(
-      new Set(['AirlockAuditAppendFailures', 'AirlockWorkerDown', 'AirlockModelNotReady', 'AirlockWorkerQueueSaturated', 'AirlockWorkerKvCacheNearFull']),
+      new Set([
+        'AirlockAuditAppendFailures',
+        'AirlockWorkerDown',
+        'AirlockUsageReportsDropped',
+        'AirlockModelNotReady',
+        'AirlockWorkerQueueSaturated',
+        'AirlockWorkerKvCacheNearFull',
+      ]),
     );
     const saturation = rule.spec.groups.flatMap((g) => g.rules).filter((r) => r.alert === 'AirlockWorkerQueueSaturated');
     expect(saturation).toHaveLength(3);
