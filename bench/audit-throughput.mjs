@@ -1,6 +1,7 @@
 // Authorise-and-append throughput of auth-audit against real PostgreSQL, over gRPC.
 //
 //   npm run build && node bench/audit-throughput.mjs [--callers 200] [--seconds 10] [--rate 2000]
+//     [--service apps/auth-audit/dist/main.js]   (another build, e.g. main's, to compare back to back)
 //
 // Starts the built service (apps/auth-audit/dist/main.js) as its own process on a fresh database, then:
 //  1. closed loop: N callers each send Authorize back to back → the most ops/s the service sustains;
@@ -27,6 +28,7 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '2000' },
     keys: { type: 'string', default: '20' },
     channels: { type: 'string', default: '4' },
+    service: { type: 'string', default: 'apps/auth-audit/dist/main.js' },
   },
 });
 const CALLERS = Number(args.callers);
@@ -64,7 +66,7 @@ async function createDatabase() {
 }
 
 function startService(databaseUrl, dataDir) {
-  const child = spawn(process.execPath, ['apps/auth-audit/dist/main.js'], {
+  const child = spawn(process.execPath, [args.service], {
     env: {
       ...process.env,
       AIRLOCK_DATABASE_URL: databaseUrl,
@@ -286,6 +288,7 @@ async function main() {
     const verify = await call(pool[0], 'VerifyAuditChain', { credential: ADMIN_KEY });
     const result = {
       time: new Date().toISOString(),
+      service: args.service,
       callers: CALLERS,
       seconds: SECONDS,
       offeredRate: RATE,

@@ -80,7 +80,8 @@ export interface StartOptions {
 }
 
 const MAX_BATCH = 512;
-const CONCURRENT_BATCHES = 1;
+// Pipelined, one batch writes while the next reads; more in flight would only split the queue smaller.
+const PIPELINED_BATCHES = 2;
 const DATABASE_PING_MS = 5_000;
 const RETENTION_EVERY_MS = 60 * 60 * 1000;
 
@@ -146,7 +147,9 @@ export async function startAuthAuditApp(
     });
     const appender = new AuditAppender(database.db, sealer, metrics, logger, {
       maxBatchSize: MAX_BATCH,
-      maxConcurrentBatches: CONCURRENT_BATCHES,
+      // PGlite is one in-process session: a second batch in flight would only wait for it.
+      pipelined: database.driver === 'postgres',
+      maxConcurrentBatches: database.driver === 'postgres' ? PIPELINED_BATCHES : 1,
       onCommitted,
       clock: options.clock,
       batchOptions: {

@@ -7,8 +7,8 @@ import { apiKeyRepository } from '../keys/api-key.repository.js';
 import { tenantRepository, type ContentCaptureMode, type Tenant } from '../tenants/tenant.repository.js';
 import { QuotaLedger, type QuotaSubject, type RateLimitView } from '../quota/quota-ledger.js';
 import { contentAssociatedData, type ContentSealer } from '../audit/content-sealer.js';
-import { emptyDraft, type AuditRecordDraft } from '../audit/audit-record.js';
-import { appendToChain } from '../audit/audit-chain.js';
+import { emptyDraft, type AuditRecordDraft, type AuditRecordRow } from '../audit/audit-record.js';
+import { appendToChain, type ChainHead } from '../audit/audit-chain.js';
 import { AuthAuditError, notFound } from '../errors.js';
 import {
   addReport,
@@ -68,6 +68,8 @@ export interface BatchOptions {
   refusals?: RefusalLimiter;
   /** Reserved for a quota'd request that names no bound of its own. */
   defaultReserveTokens?: number;
+  /** The limiter's answer per op, kept across attempts at the same op (see admitRefusal). */
+  refusalAnswers?: WeakMap<BatchOp, boolean>;
 }
 
 export interface CompleteOp {
@@ -130,6 +132,146 @@ interface RequestOrigin {
   model: string;
 }
 
+/** The outcome of a locked batch: its results, the records it appended and the quota ledger it committed. */
+export interface LockedBatch {
+  results: BatchResult[];
+  /** The first and last record it appended (none when it appended nothing). */
+  first?: AuditRecordRow;
+  head?: ChainHead;
+  ledger: QuotaLedger;
+}
+
+/** Ops that only admit and record (no request to settle): the ones a pipelined batch may hold. */
+export type AdmissionOp = AuthorizeOp | RecordOp;
+
+export function isAdmission(op: BatchOp): op is AdmissionOp {
+  return op.type === 'authorize' || op.type === 'record';
+}
+
+/** What deciding admissions needs from the database besides quota counters; read without locks. */
+export interface AdmissionInputs {
+  tenants: Map<string, Tenant>;
+  /** Per Authorize op, in order: its credential's verdict and the role/model denial, if any. */
+  verdicts: PrincipalVerdict[];
+  prechecked: (Denial | undefined)[];
+  /** The quota subjects the Authorize ops charge. */
+  quotaSubjects: Set<string>;
+}
+
+/** Keys and tenants of the Authorize ops, then authentication, role and model checks (no locks needed). */
+export async function readAdmissionInputs(db: Db, ops: BatchOp[], now: Date): Promise<AdmissionInputs> {
+  const authorizeOps = ops.filter((op): op is AuthorizeOp => op.type === 'authorize');
+  const keyIds = authorizeOps.flatMap((op) =>
+    op.credential.type === 'api_key' ? [op.credential.key.id] : [],
+  );
+  const { keys, tenants } = await apiKeyRepository.findWithTenants(db, [...new Set(keyIds)]);
+  const tokenTenants = new Set<string>();
+  for (const op of authorizeOps) {
+    if (op.credential.type === 'token' && op.credential.identity.tenant)
+      tokenTenants.add(op.credential.identity.tenant);
+  }
+  for (const id of tenants.keys()) tokenTenants.delete(id);
+  for (const [id, tenant] of await tenantRepository.findByIds(db, [...tokenTenants])) tenants.set(id, tenant);
+  const verdicts = authorizeOps.map((op) => credentialKinds.principal(op.credential, { keys, tenants }, now));
+  const prechecked = authorizeOps.map((op, index) => precheck(op, verdicts[index]));
+  const quotaSubjects = new Set<string>();
+  authorizeOps.forEach((op, index) => {
+    const verdict = verdicts[index];
+    if (op.action.quota && !prechecked[index] && verdict.ok) {
+      for (const subject of subjectsOf(verdict.principal, verdict.tenant)) quotaSubjects.add(subject.subject);
+    }
+  });
+  return { tenants, verdicts, prechecked, quotaSubjects };
+}
+
+/** Admissions decided: a result per op, the drafts to append and the requests to open. */
+export interface AdmissionDecisions {
+  results: BatchResult[];
+  drafts: AuditRecordDraft[];
+  /** For each draft, the index of the result that learns its sequence and hash. */
+  resultIndexOfDraft: number[];
+  opened: OpenRequest[];
+}
+
+/** Decides Authorize and record ops in arrival order against the ledger; no I/O. */
+export function decideAdmissions(
+  ops: AdmissionOp[],
+  inputs: AdmissionInputs,
+  ledger: QuotaLedger,
+  sealer: ContentSealer,
+  now: Date,
+  options: BatchOptions = {},
+): AdmissionDecisions {
+  const decided: AdmissionDecisions = { results: [], drafts: [], resultIndexOfDraft: [], opened: [] };
+  let authorizeIndex = 0;
+  for (const op of ops) {
+    const index = op.type === 'authorize' ? authorizeIndex++ : -1;
+    const { result, draft } = admission(op, inputs, index, ledger, sealer, now, options, decided.opened);
+    if (draft) {
+      decided.drafts.push(draft);
+      decided.resultIndexOfDraft.push(decided.results.length);
+    }
+    decided.results.push(result);
+  }
+  return decided;
+}
+
+/** Gives each result whose op wrote a record that record's sequence and hash. */
+export function settleResults(
+  results: BatchResult[],
+  resultIndexOfDraft: number[],
+  rows: AuditRecordRow[],
+): BatchResult[] {
+  rows.forEach((row, draftIndex) => {
+    const result = results[resultIndexOfDraft[draftIndex]] as AuthorizeDecision | CompleteResult;
+    result.sequence = row.sequence;
+    result.recordHash = row.hash;
+  });
+  return results;
+}
+
+/** One Authorize (its `authorizeIndex` into inputs) or record op: its result, and its record unless counted. */
+function admission(
+  op: AdmissionOp,
+  inputs: AdmissionInputs,
+  authorizeIndex: number,
+  ledger: QuotaLedger,
+  sealer: ContentSealer,
+  now: Date,
+  options: BatchOptions,
+  opened: OpenRequest[],
+): { result: BatchResult; draft?: AuditRecordDraft } {
+  if (op.type === 'record') {
+    const counted =
+      op.refusalSource !== undefined &&
+      options.refusals !== undefined &&
+      !admitRefusal(op, options, op.refusalSource, op.draft.error_class, now);
+    return { result: { sequence: 0 }, draft: counted ? undefined : op.draft };
+  }
+  const verdict = inputs.verdicts[authorizeIndex];
+  const decision = decide(op, verdict, inputs.prechecked[authorizeIndex], ledger, options, opened, now);
+  const tenant = verdict.ok ? verdict.tenant : undefined;
+  const refusedUnauthenticated =
+    decision.denial !== undefined && AUTHENTICATION_DENIALS.has(decision.denial.code);
+  const recorded =
+    !refusedUnauthenticated ||
+    !options.refusals ||
+    admitRefusal(op, options, op.clientAddress, decision.denial!.code, now);
+  return { result: decision, draft: recorded ? authorizeDraft(op, decision, tenant, sealer) : undefined };
+}
+
+/**
+ * The refusal limiter's answer for this op, asked once: a batch decided again (its write found the head
+ * moved, or it is committed op by op after a failure) must not count the same refusal twice.
+ */
+function admitRefusal(op: BatchOp, options: BatchOptions, source: string, code: string, now: Date): boolean {
+  const earlier = options.refusalAnswers?.get(op);
+  if (earlier !== undefined) return earlier;
+  const admitted = options.refusals!.admit(source, code, now.getTime());
+  options.refusalAnswers?.set(op, admitted);
+  return admitted;
+}
+
 /**
  * One group-commit batch, inside one transaction: look up keys, tenants and the requests being completed;
  * decide each Authorize in arrival order (authentication, role, model allowlist, quotas); charge completed
@@ -144,8 +286,9 @@ export async function runBatch(
   now: Date,
   options: BatchOptions = {},
   onDecided?: (opIndex: number, decision: AuthorizeDecision) => void,
-): Promise<BatchResult[]> {
-  const authorizeOps = ops.filter((op): op is AuthorizeOp => op.type === 'authorize');
+): Promise<LockedBatch> {
+  const admissions = await readAdmissionInputs(trx, ops, now);
+  const { tenants, quotaSubjects } = admissions;
   const completeOps = ops.filter((op): op is CompleteOp => op.type === 'complete');
   const interruptOps = ops.filter((op): op is InterruptOp => op.type === 'interrupt');
   const usageOps = ops.filter((op): op is UsageOp => op.type === 'usage');
@@ -154,10 +297,6 @@ export async function runBatch(
     ...usageOps.map((op) => op.report.requestId),
   ];
 
-  const keyIds = authorizeOps.flatMap((op) =>
-    op.credential.type === 'api_key' ? [op.credential.key.id] : [],
-  );
-  const { keys, tenants } = await apiKeyRepository.findWithTenants(trx, [...new Set(keyIds)]);
   const origins = await findRequestOrigins(trx, settlingIds);
   const open = await openRequestsRepository.find(trx, settlingIds);
   // Closed already (its record is written): what it was charged, so a later report adds only its excess.
@@ -170,28 +309,13 @@ export async function runBatch(
   const written = await openRequestsRepository.completions(trx, unopened);
   const reported = await openRequestsRepository.reportedUsage(trx, settlingIds);
 
-  // Tenants named by tokens and by completed requests, when not already loaded with a key.
+  // Tenants named by completed requests, when not already loaded with a key or token.
   const moreTenantIds = new Set<string>();
-  for (const op of authorizeOps) {
-    if (op.credential.type === 'token' && op.credential.identity.tenant)
-      moreTenantIds.add(op.credential.identity.tenant);
-  }
   for (const origin of origins.values()) if (origin.tenant) moreTenantIds.add(origin.tenant);
   for (const id of tenants.keys()) moreTenantIds.delete(id);
   for (const [id, tenant] of await tenantRepository.findByIds(trx, [...moreTenantIds]))
     tenants.set(id, tenant);
 
-  // Authentication, role and model checks need no locks.
-  const verdicts = authorizeOps.map((op) => credentialKinds.principal(op.credential, { keys, tenants }, now));
-  const prechecked = authorizeOps.map((op, index) => precheck(op, verdicts[index]));
-
-  const quotaSubjects = new Set<string>();
-  authorizeOps.forEach((op, index) => {
-    const verdict = verdicts[index];
-    if (op.action.quota && !prechecked[index] && verdict.ok) {
-      for (const subject of subjectsOf(verdict.principal, verdict.tenant)) quotaSubjects.add(subject.subject);
-    }
-  });
   for (const id of settlingIds) {
     const origin = origins.get(id);
     const subjects = open.get(id)?.subjects ?? closedRows.get(id)?.subjects;
@@ -238,28 +362,11 @@ export async function runBatch(
   };
   let authorizeIndex = 0;
   for (const op of ops) {
-    if (op.type === 'authorize') {
-      const index = authorizeIndex++;
-      const verdict = verdicts[index];
-      const decision = decide(op, verdict, prechecked[index], ledger, options, opened, now);
-      const tenant = verdict.ok ? verdict.tenant : undefined;
-      const refusedUnauthenticated =
-        decision.denial !== undefined && AUTHENTICATION_DENIALS.has(decision.denial.code);
-      if (
-        !refusedUnauthenticated ||
-        !options.refusals ||
-        options.refusals.admit(op.clientAddress, decision.denial!.code, now.getTime())
-      ) {
-        addDraft(authorizeDraft(op, decision, tenant, sealer));
-      }
-      results.push(decision);
-    } else if (op.type === 'record') {
-      const counted =
-        op.refusalSource !== undefined &&
-        options.refusals !== undefined &&
-        !options.refusals.admit(op.refusalSource, op.draft.error_class, now.getTime());
-      if (!counted) addDraft(op.draft);
-      results.push({ sequence: 0 });
+    if (isAdmission(op)) {
+      const index = op.type === 'authorize' ? authorizeIndex++ : -1;
+      const { result, draft } = admission(op, admissions, index, ledger, sealer, now, options, opened);
+      if (draft) addDraft(draft);
+      results.push(result);
     } else if (op.type === 'interrupt') {
       const origin = origins.get(op.requestId);
       const lease = open.get(op.requestId);
@@ -344,12 +451,8 @@ export async function runBatch(
   await openRequestsRepository.insertReports(trx, newReports, now);
   await openRequestsRepository.saveCharges(trx, [...charges.values()], now);
   const rows = await appendToChain(trx, drafts, now, ledger.changedTotals());
-  rows.forEach((row, draftIndex) => {
-    const result = results[resultIndexOfDraft[draftIndex]] as AuthorizeDecision | CompleteResult;
-    result.sequence = row.sequence;
-    result.recordHash = row.hash;
-  });
-  return results;
+  settleResults(results, resultIndexOfDraft, rows);
+  return { results, first: rows[0], head: rows.at(-1), ledger };
 }
 
 function usageTotal(usage: ReportedUsage | undefined): number {

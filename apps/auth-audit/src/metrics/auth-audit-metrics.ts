@@ -31,6 +31,19 @@ export class AuthAuditMetrics {
     registers: [this.registry],
   });
 
+  readonly batches = new Counter({
+    name: 'airlock_audit_batches_total',
+    help: 'Committed batches, by path: pipelined (one statement on the known head) or locked (head and counters locked in a transaction).',
+    labelNames: ['path'],
+    registers: [this.registry],
+  });
+
+  readonly pipelineRedone = new Counter({
+    name: 'airlock_audit_pipeline_redone_total',
+    help: 'Pipelined batches whose write found the chain head moved (another writer appended) and were redone under the head lock.',
+    registers: [this.registry],
+  });
+
   readonly refusalsAggregated = new Counter({
     name: 'airlock_audit_refusals_aggregated_total',
     help: 'Unauthenticated refusals counted into a per-source aggregate record instead of a record each.',

@@ -25,7 +25,19 @@ interface Counter {
   windowStart: Date;
   requests: number;
   tokens: number;
+  /** The totals the batch started from: the changes are written as differences from them. */
+  startRequests: number;
+  startTokens: number;
   dirty: boolean;
+}
+
+/** A counter's totals at a point in time (a row of quota_counters). */
+export interface CounterTotals {
+  subject: string;
+  windowKind: WindowKind;
+  windowStart: Date;
+  requests: number;
+  tokens: number;
 }
 
 type Db = Kysely<AuthAuditDatabase>;
@@ -33,10 +45,12 @@ type Db = Kysely<AuthAuditDatabase>;
 const counterKey = (subject: string, kind: WindowKind) => `${subject}|${kind}`;
 
 /**
- * Quota counters for one batch, inside its transaction. `lock` upserts and row-locks every counter the batch
- * touches (in a fixed order, so replicas cannot deadlock); decisions and charges then happen in memory, in
- * arrival order; `changedTotals` are written with the chain append, before the transaction commits. Across replicas the row locks
- * make check-and-count atomic.
+ * Quota counters for one batch. `lock` upserts and row-locks every counter the batch touches (in a fixed
+ * order, so replicas cannot deadlock); decisions and charges then happen in memory, in arrival order;
+ * `changedTotals` are written with the chain append, before the transaction commits. Across replicas the row
+ * locks make check-and-count atomic. A pipelined batch starts `from` totals the appender already knows
+ * instead, and writes `changedDeltas` in the same statement that moves the chain head only if the head is
+ * still where those totals were true (audit-chain.ts, appendOnHead).
  */
 export class QuotaLedger {
   private readonly counters = new Map<string, Counter>();
@@ -68,17 +82,72 @@ export class QuotaLedger {
       .returning(['subject', 'window_kind', 'window_start', 'requests', 'tokens'])
       .execute();
     for (const row of locked) {
-      const kind = row.window_kind as WindowKind;
-      ledger.counters.set(counterKey(row.subject, kind), {
+      ledger.add({
         subject: row.subject,
-        windowKind: kind,
+        windowKind: row.window_kind as WindowKind,
         windowStart: row.window_start,
         requests: row.requests,
         tokens: row.tokens,
-        dirty: false,
       });
     }
     return ledger;
+  }
+
+  /**
+   * A ledger over totals known without a lock; `known` answers each current window of each subject, or
+   * undefined when it cannot (then this returns undefined and the batch takes the locked path).
+   */
+  static from(
+    subjects: Iterable<string>,
+    now: Date,
+    known: (subject: string, kind: WindowKind, start: Date) => CounterTotals | undefined,
+  ): QuotaLedger | undefined {
+    const ledger = new QuotaLedger(now);
+    for (const subject of new Set(subjects)) {
+      for (const kind of WINDOW_KINDS) {
+        const totals = known(subject, kind, windowStart(kind, now));
+        if (!totals) return undefined;
+        ledger.add(totals);
+      }
+    }
+    return ledger;
+  }
+
+  /** Unlocked reads of the current windows' totals (a missing row is a window with nothing counted yet). */
+  static async read(db: Db, subjects: Iterable<string>, now: Date): Promise<CounterTotals[]> {
+    const wanted = [...new Set(subjects)];
+    if (wanted.length === 0) return [];
+    const starts = WINDOW_KINDS.map((kind) => windowStart(kind, now));
+    const rows = await db
+      .selectFrom('quota_counters')
+      .select(['subject', 'window_kind', 'window_start', 'requests', 'tokens'])
+      .where('subject', 'in', wanted)
+      .where('window_start', 'in', starts)
+      .execute();
+    const found = new Map(
+      rows.map((row) => [`${row.subject}|${row.window_kind}|${row.window_start.getTime()}`, row]),
+    );
+    return wanted.flatMap((subject) =>
+      WINDOW_KINDS.map((kind, index) => {
+        const row = found.get(`${subject}|${kind}|${starts[index].getTime()}`);
+        return {
+          subject,
+          windowKind: kind,
+          windowStart: starts[index],
+          requests: row?.requests ?? 0,
+          tokens: row?.tokens ?? 0,
+        };
+      }),
+    );
+  }
+
+  private add(totals: CounterTotals): void {
+    this.counters.set(counterKey(totals.subject, totals.windowKind), {
+      ...totals,
+      startRequests: totals.requests,
+      startTokens: totals.tokens,
+      dirty: false,
+    });
   }
 
   /**
@@ -155,6 +224,30 @@ export class QuotaLedger {
         requests: counter.requests,
         tokens: counter.tokens,
       }));
+  }
+
+  /** What each changed counter gained (or, for tokens settled below their reservation, lost) in this batch. */
+  changedDeltas(): Insertable<QuotaCountersTable>[] {
+    return [...this.counters.values()]
+      .filter((counter) => counter.dirty)
+      .map((counter) => ({
+        subject: counter.subject,
+        window_kind: counter.windowKind,
+        window_start: counter.windowStart,
+        requests: counter.requests - counter.startRequests,
+        tokens: counter.tokens - counter.startTokens,
+      }));
+  }
+
+  /** Every counter's totals as this batch leaves them (what the appender knows once it commits). */
+  totals(): CounterTotals[] {
+    return [...this.counters.values()].map(({ subject, windowKind, windowStart, requests, tokens }) => ({
+      subject,
+      windowKind,
+      windowStart,
+      requests,
+      tokens,
+    }));
   }
 
   private counter(subject: string, kind: WindowKind): Counter {
