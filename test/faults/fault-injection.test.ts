@@ -142,6 +142,15 @@ describeWithModels('faults under steady load (kill -9 of each service, PostgreSQ
     const hangs = calls.filter((c) => c.outcome === 'hang');
     const truncated = calls.filter((c) => c.outcome === 'truncated');
 
+    // Nothing left behind by the dead: no sequence still generating for a vanished client, no request or
+    // completion record still held in the gateway.
+    const leftovers = {
+      workerRunning: await platform.metric('worker', 'airlock_worker_running_requests'),
+      workerQueued: await platform.metric('worker', 'airlock_worker_queued_requests'),
+      gatewayInFlight: await platform.metric('gateway', 'airlock_gateway_in_flight_requests'),
+      gatewayAuditPending: await platform.metric('gateway', 'airlock_gateway_audit_completion_pending'),
+    };
+
     const verify = await fetch(`${platform.url}/admin/v1/audit/verify`, {
       method: 'POST',
       headers: { authorization: `Bearer ${platform.adminKey}`, 'content-type': 'application/json' },
@@ -174,6 +183,7 @@ describeWithModels('faults under steady load (kill -9 of each service, PostgreSQ
       // cut off with the gateway before any header came.
       refusedUnrecorded: count(findings.refusedUnrecorded.map((c) => c.outcome)),
       openRequestsLeft: await openRequests(),
+      leftovers,
       faults: reports.map((r) => ({
         fault: r.fault,
         restartSeconds: Number((r.restartedMs / 1000).toFixed(1)),
@@ -207,6 +217,12 @@ describeWithModels('faults under steady load (kill -9 of each service, PostgreSQ
     expect(doubled).toEqual([]);
     expect(misstated).toEqual([]);
     expect(summary.openRequestsLeft).toBe(0);
+    expect(leftovers).toEqual({
+      workerRunning: 0,
+      workerQueued: 0,
+      gatewayInFlight: 0,
+      gatewayAuditPending: 0,
+    });
     expect(hangs).toEqual([]);
     expect(truncated).toEqual([]);
     expect(verified).toMatchObject({ ok: true });

@@ -186,6 +186,14 @@ export class FaultPlatform {
     });
   }
 
+  /** A metric of a service's /metrics, summed over its labels. */
+  async metric(name: ServiceName, metric: string): Promise<number> {
+    const text = await (await fetch(`http://127.0.0.1:${this.service(name).opsPort}/metrics`)).text();
+    const lines = text.split('\n').filter((l) => l.startsWith(`${metric}{`) || l.startsWith(`${metric} `));
+    if (lines.length === 0) throw new Error(`${name} has no metric ${metric}`);
+    return lines.reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
+  }
+
   /** The last log lines of each process, for a failure message. */
   logs(lines = 40): string {
     return [...this.services.values()]
