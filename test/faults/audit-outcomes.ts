@@ -6,6 +6,7 @@ export interface AuditRow {
   sequence: number;
   kind: string;
   request_id: string;
+  principal_id: string;
   action: string;
   outcome: string;
   status_code: number;
@@ -17,7 +18,7 @@ export interface AuditRow {
 
 export async function readAuditRecords(database: pg.Client): Promise<AuditRow[]> {
   const { rows } = await database.query<AuditRow>(
-    `select sequence, kind, request_id, action, outcome, status_code, error_class, field_flags,
+    `select sequence, kind, request_id, principal_id, action, outcome, status_code, error_class, field_flags,
             prompt_tokens, completion_tokens
        from audit_records order by sequence`,
   );
@@ -71,6 +72,18 @@ export function compareOutcomes(calls: CallResult[], records: AuditRow[]): Outco
     (c) => c.status !== 200 && c.outcome !== 'ok' && !requests.has(c.requestId) && !endings.has(c.requestId),
   );
   return { served, unrecorded, unfinished, doubled, misstated, refusedUnrecorded };
+}
+
+/**
+ * Each request's usage as charged: the token counts of its last completion or usage record (a worker's
+ * report that came after the completion appends a usage record with the new totals).
+ */
+export function chargedUsage(records: AuditRow[]): Map<string, { prompt: number; completion: number }> {
+  const usage = new Map<string, { prompt: number; completion: number }>();
+  for (const record of records)
+    if (record.kind === 'completion' || record.kind === 'usage')
+      usage.set(record.request_id, { prompt: record.prompt_tokens, completion: record.completion_tokens });
+  return usage;
 }
 
 export const countBy = (items: string[]): Record<string, number> =>

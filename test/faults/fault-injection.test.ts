@@ -7,7 +7,7 @@
 import pg from 'pg';
 import { FaultPlatform } from './fault-platform.js';
 import { SteadyLoad, type CallResult } from './steady-load.js';
-import { compareOutcomes, countBy as count, readAuditRecords } from './audit-outcomes.js';
+import { chargedUsage, compareOutcomes, countBy as count, readAuditRecords } from './audit-outcomes.js';
 import { TEST_MODELS_DIR, describeWithModels } from '../support/test-models.js';
 
 const MODEL = 'stories260K';
@@ -59,6 +59,7 @@ describeWithModels('faults under steady load (kill -9 of each service, PostgreSQ
   });
   let database: pg.Client;
   let apiKey = '';
+  let keyId = '';
 
   beforeAll(async () => {
     await platform.start();
@@ -69,6 +70,7 @@ describeWithModels('faults under steady load (kill -9 of each service, PostgreSQ
     });
     if (response.status !== 201) throw new Error(`key creation: ${response.status} ${await response.text()}`);
     apiKey = ((await response.json()) as { secret: string }).secret;
+    keyId = /^alk_([a-z0-9]+)_/.exec(apiKey)![1];
   }, 180_000);
 
   afterAll(async () => {
@@ -102,12 +104,21 @@ describeWithModels('faults under steady load (kill -9 of each service, PostgreSQ
     });
     load.start();
     const reports: FaultReport[] = [];
+    let pinnedStream: CallResult | undefined;
     try {
       await load.ended(CALLS_BETWEEN_FAULTS, 60_000);
       for (const fault of FAULTS) {
+        // A long stream is mid-way when the gateway dies: the usage its worker did must still be charged.
+        let pinned: Promise<CallResult> | undefined;
+        if (fault === 'gateway') {
+          const seen: Partial<CallResult> = {};
+          pinned = load.call('chat_stream_long', seen);
+          while (!seen.chunks && !seen.outcome) await new Promise((r) => setTimeout(r, 20));
+        }
         const at = Date.now();
         await inject(fault);
         const restartedMs = Date.now() - at;
+        if (pinned) pinnedStream = await pinned;
         const recoveredMs = await recovery(load, at);
         reports.push({ fault, at, restartedMs, recoveredMs, inFlight: [] });
         const since = load.results.filter((c) => c.endedAt >= at);
@@ -136,11 +147,40 @@ describeWithModels('faults under steady load (kill -9 of each service, PostgreSQ
     const sweptBy = Date.now() + (REQUEST_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS + 15) * 1000;
     while ((await openRequests()) > 0 && Date.now() < sweptBy) await new Promise((r) => setTimeout(r, 500));
 
+    // The worker's usage reports held while auth-audit or PostgreSQL was down are delivered (its backoff
+    // stops at 30 s).
+    const deliveredBy = Date.now() + 45_000;
+    while (
+      (await platform.metric('worker', 'airlock_worker_usage_reports_pending')) > 0 &&
+      Date.now() < deliveredBy
+    )
+      await new Promise((r) => setTimeout(r, 500));
+
     const records = await readAuditRecords(database);
     const findings = compareOutcomes(calls, records);
     const completions = records.filter((r) => r.kind === 'completion');
     const hangs = calls.filter((c) => c.outcome === 'hang');
     const truncated = calls.filter((c) => c.outcome === 'truncated');
+
+    // Usage: what each request is recorded as having used is what the key was charged, in sum; and the
+    // streams cut by the gateway's kill are charged at least the tokens their clients had received (the
+    // worker reported them: the gateway that counted them is gone) and their prompts.
+    const usage = chargedUsage(records);
+    const keyRequests = records.filter((r) => r.kind === 'request' && r.principal_id === `key:${keyId}`);
+    const recordedTokens = keyRequests.reduce((sum, r) => {
+      const used = usage.get(r.request_id);
+      return sum + (used ? used.prompt + used.completion : 0);
+    }, 0);
+    const chargedTokens = (
+      await database.query<{ tokens: string }>(
+        "select tokens from quota_counters where subject = $1 and window_kind = 'day'",
+        [`key:${keyId}`],
+      )
+    ).rows.reduce((sum, row) => sum + Number(row.tokens), 0);
+    const gatewayKill = reports.find((r) => r.fault === 'gateway')!;
+    const cutStreams = gatewayKill.inFlight
+      .filter((c) => c.chunks > 0 && c.requestId)
+      .map((c) => ({ chunks: c.chunks, ...usage.get(c.requestId) }));
 
     // Nothing left behind by the dead: no sequence still generating for a vanished client, no request or
     // completion record still held in the gateway.
@@ -184,6 +224,7 @@ describeWithModels('faults under steady load (kill -9 of each service, PostgreSQ
       refusedUnrecorded: count(findings.refusedUnrecorded.map((c) => c.outcome)),
       openRequestsLeft: await openRequests(),
       leftovers,
+      usage: { recordedTokens, chargedTokens, streamsCutByGatewayKill: cutStreams },
       faults: reports.map((r) => ({
         fault: r.fault,
         restartSeconds: Number((r.restartedMs / 1000).toFixed(1)),
@@ -217,6 +258,13 @@ describeWithModels('faults under steady load (kill -9 of each service, PostgreSQ
     expect(doubled).toEqual([]);
     expect(misstated).toEqual([]);
     expect(summary.openRequestsLeft).toBe(0);
+    expect(chargedTokens).toBe(recordedTokens);
+    expect(pinnedStream).toMatchObject({ outcome: 'connection', status: 200 });
+    expect(cutStreams.map((c) => c.chunks)).toContain(pinnedStream!.chunks);
+    for (const cut of cutStreams) {
+      expect(cut.prompt).toBeGreaterThan(0);
+      expect(cut.completion).toBeGreaterThanOrEqual(cut.chunks);
+    }
     expect(leftovers).toEqual({
       workerRunning: 0,
       workerQueued: 0,

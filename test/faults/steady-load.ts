@@ -43,7 +43,7 @@ async function drain(
   let finished = false;
   seen.chunks = 0;
   for await (const chunk of stream) {
-    if (chunk.choices.some((c) => c.delta?.content)) seen.chunks += 1;
+    if (chunk.choices.some((c) => c.delta?.content)) seen.chunks = (seen.chunks ?? 0) + 1;
     if (chunk.choices.some((c) => c.finish_reason)) finished = true;
   }
   return finished ? 'ok' : 'truncated';
@@ -56,6 +56,17 @@ export function loadShapes(model: string): Shape[] {
       run: async (client, signal, seen) => {
         const { data, response } = await client.chat.completions
           .create({ model, messages, stream: true }, { signal })
+          .withResponse();
+        noteHeaders(seen, response);
+        seen.outcome = await drain(data, seen);
+      },
+    },
+    {
+      // Not in the rotation: the stream a fault is timed to cut (end-of-sequence banned, so it runs long).
+      name: 'chat_stream_long',
+      run: async (client, signal, seen) => {
+        const { data, response } = await client.chat.completions
+          .create({ model, messages, max_tokens: 200, stream: true, logit_bias: { '2': -100 } }, { signal })
           .withResponse();
         noteHeaders(seen, response);
         seen.outcome = await drain(data, seen);
@@ -132,6 +143,7 @@ export class SteadyLoad {
   private next = 0;
   private readonly client: OpenAI;
   private readonly shapes: Shape[];
+  private readonly rotation: Shape[];
 
   constructor(
     baseURL: string,
@@ -147,6 +159,7 @@ export class SteadyLoad {
     // No retries (every error counts); the SDK's own timeout stays above the hang deadline.
     this.client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: options.deadlineMs + 30_000 });
     this.shapes = loadShapes(model);
+    this.rotation = this.shapes.filter((shape) => shape.name !== 'chat_stream_long');
   }
 
   get started(): number {
@@ -178,11 +191,14 @@ export class SteadyLoad {
     }
   }
 
-  /** One call of the given shape (default: the next in turn), recorded with the others. */
-  async call(shapeName?: string): Promise<CallResult> {
+  /**
+   * One call of the given shape (default: the next in turn), recorded with the others; `seen` fills in as
+   * it goes (a test can wait for a stream's first chunk).
+   */
+  async call(shapeName?: string, seen: Partial<CallResult> = {}): Promise<CallResult> {
     const shape = shapeName
       ? this.shapes.find((s) => s.name === shapeName)!
-      : this.shapes[this.next % this.shapes.length];
+      : this.rotation[this.next % this.rotation.length];
     this.next += 1;
     const abort = new AbortController();
     let hung = false;
@@ -191,7 +207,6 @@ export class SteadyLoad {
       abort.abort();
     }, this.options.deadlineMs);
     const startedAt = Date.now();
-    const seen: Partial<CallResult> = {};
     try {
       await shape.run(this.client, abort.signal, seen);
     } catch (error) {
