@@ -7,6 +7,9 @@ import OpenAI from 'openai';
 import { MODEL, Platform, ROOT, describeWithModels } from './platform.js';
 
 /** Every `airlock_*` series named in the chart's templates, files and values, histogram suffixes dropped. */
+/** Words of the chart that look like metric names and are not (the CloudNativePG owner role's default name). */
+const NOT_METRICS = new Set(['airlock_owner']);
+
 function chartMetricNames(): string[] {
   const chart = join(ROOT, 'helm', 'airlock');
   const files = ['templates', 'files'].flatMap((dir) =>
@@ -17,6 +20,7 @@ function chartMetricNames(): string[] {
   const names = new Set<string>();
   for (const file of [...files, join(chart, 'values.yaml')]) {
     for (const [name] of readFileSync(file, 'utf8').matchAll(/\bairlock_[a-z0-9_]+/g)) {
+      if (NOT_METRICS.has(name)) continue;
       names.add(name.replace(/_(bucket|sum|count)$/, ''));
     }
   }
