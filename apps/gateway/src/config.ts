@@ -83,6 +83,7 @@ export const gatewayEnvSchema = z.object({
   AIRLOCK_MAX_EMBEDDING_INPUTS: positiveInt.default(256),
   AIRLOCK_AUDIT_RETRY_MAX_SECONDS: seconds.default(30),
   AIRLOCK_AUDIT_MAX_PENDING: positiveInt.default(10_000),
+  AIRLOCK_AUDIT_COMPLETION_HOLD_MS: z.coerce.number().int().min(0).max(1000).default(20),
   AIRLOCK_AUDIT_LEASE_MARGIN_SECONDS: seconds.default(300),
   AIRLOCK_MAX_REPLICAS: positiveInt.default(64),
   AIRLOCK_TRUSTED_PROXIES: proxyList.default([]),
@@ -135,6 +136,8 @@ export interface GatewayConfig {
   auditRetryMaxMs: number;
   /** Completion records waiting for auth-audit at most; beyond it new requests are refused (503). */
   auditMaxPending: number;
+  /** How long a completion record may wait to go out with the next Authorize (one commit for both). */
+  auditCompletionHoldMs: number;
   /** Added to the request timeout for the lease after which auth-audit closes a request as interrupted. */
   auditLeaseMarginMs: number;
   /** Cap on PUT /admin/v1/models/{id}/replicas: a typo must not ask for a thousand GPU pods. */
@@ -195,6 +198,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     maxEmbeddingInputs: e.AIRLOCK_MAX_EMBEDDING_INPUTS,
     auditRetryMaxMs: e.AIRLOCK_AUDIT_RETRY_MAX_SECONDS * 1000,
     auditMaxPending: e.AIRLOCK_AUDIT_MAX_PENDING,
+    auditCompletionHoldMs: e.AIRLOCK_AUDIT_COMPLETION_HOLD_MS,
     auditLeaseMarginMs: e.AIRLOCK_AUDIT_LEASE_MARGIN_SECONDS * 1000,
     maxReplicas: e.AIRLOCK_MAX_REPLICAS,
     internalTransport: transport.transport,

@@ -80,6 +80,7 @@ export async function startGatewayApp(
   const recorder = new CompletionRecorder(auth, {
     maxBackoffMs: config.auditRetryMaxMs,
     maxPending: config.auditMaxPending,
+    holdMs: config.auditCompletionHoldMs,
     logger,
     onDelivered: (_record, attempts) => {
       if (attempts > 1) holder.metrics?.auditRetries.inc();

@@ -123,6 +123,36 @@ describe('CompletionRecorder', () => {
     expect(delivered).toEqual([3]);
   });
 
+  it('holds a record until the next Authorize goes out (or its hold ends), so both share a commit', async () => {
+    let sent = 0;
+    const recorder = new CompletionRecorder(
+      {
+        complete: () => {
+          sent++;
+          return Promise.resolve();
+        },
+        recordRefusal: () => Promise.resolve(),
+      },
+      { maxBackoffMs: 5, logger: silent, holdMs: 60_000 },
+    );
+    recorder.record(record);
+    recorder.record({ ...record, requestId: 'r2' });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(sent).toBe(0);
+    recorder.sendHeld();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(sent).toBe(2);
+    expect(await recorder.flush(1_000)).toBe(0);
+
+    const timed = new CompletionRecorder(
+      { complete: () => Promise.resolve(), recordRefusal: () => Promise.resolve() },
+      { maxBackoffMs: 5, logger: silent, holdMs: 5, onDelivered: () => sent++ },
+    );
+    timed.record(record);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(sent).toBe(3);
+  });
+
   it('reports what is still undelivered when the flush times out', async () => {
     const recorder = new CompletionRecorder(
       { complete: () => Promise.reject(new Error('down')), recordRefusal: () => Promise.resolve() },

@@ -27,6 +27,12 @@ export interface CompletionRecorderOptions {
   initialBackoffMs?: number;
   /** Records waiting at most; beyond it `full` is true and the gateway admits no new requests. */
   maxPending?: number;
+  /**
+   * How long a record may be held to go out together with the next Authorize (`sendHeld`), so that
+   * auth-audit's group commit writes both in one transaction: at one client, a completion committing on
+   * its own delays the next request's record by one commit (an fsync). 0: sent at once.
+   */
+  holdMs?: number;
   logger: Logger;
   onDelivered?: (record: CompletionRecord | RefusalRecord, attempts: number) => void;
   /** A record given up on: it can never commit (reason = the gRPC code name). */
@@ -44,6 +50,8 @@ export interface CompletionRecorderOptions {
 export class CompletionRecorder {
   private readonly pending = new Set<Promise<void>>();
   private stopped = false;
+  private held: (() => void)[] = [];
+  private holdTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly client: Pick<AuthAuditClient, 'complete' | 'recordRefusal'>,
@@ -78,8 +86,18 @@ export class CompletionRecorder {
     this.track(record.requestId, () => this.client.recordRefusal(record), record);
   }
 
+  /** Lets every held record go now: called just before an Authorize goes out, to share its commit. */
+  sendHeld(): void {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+    const held = this.held;
+    this.held = [];
+    for (const send of held) send();
+  }
+
   /** Waits for every record in flight, up to `timeoutMs`; returns how many are still undelivered. */
   async flush(timeoutMs: number): Promise<number> {
+    this.sendHeld();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all([...this.pending]),
@@ -95,10 +113,20 @@ export class CompletionRecorder {
     send: () => Promise<void>,
     record: CompletionRecord | RefusalRecord,
   ): void {
-    const delivery = new Promise<void>((resolve) => setImmediate(resolve))
+    const delivery = this.sendTurn()
       .then(() => this.deliver(requestId, send, record))
       .finally(() => this.pending.delete(delivery));
     this.pending.add(delivery);
+  }
+
+  /** When a new record goes out: with the next Authorize or after holdMs, else on the next turn. */
+  private sendTurn(): Promise<void> {
+    const holdMs = this.options.holdMs ?? 0;
+    if (holdMs === 0 || this.stopped) return new Promise<void>((resolve) => setImmediate(resolve));
+    return new Promise<void>((resolve) => {
+      this.held.push(resolve);
+      this.holdTimer ??= setTimeout(() => this.sendHeld(), holdMs).unref();
+    });
   }
 
   private async deliver(

@@ -115,6 +115,8 @@ export async function authorizeRequest(
     reserveTokens: admission.reserveTokens ?? 0,
     endUser: admission.endUser ?? '',
   };
+  // Held completion records go out with this Authorize: one group commit in auth-audit for both.
+  admission.recorder?.sendHeld();
   const early = await auth.authorizeEarly(input).catch((error: unknown) => {
     fileTimeout(error, request.id, model, startedAt, admission.recorder);
     throw error;
