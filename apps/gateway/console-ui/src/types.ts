@@ -21,7 +21,7 @@ export type SignedIn = Extract<Session, { signed_in: true }>;
 export interface AuditRecord {
   sequence: number;
   time: string;
-  kind: 'request' | 'completion' | 'admin_action';
+  kind: 'request' | 'completion' | 'usage' | 'admin_action';
   request_id: string;
   principal_id: string;
   principal_kind: string;

@@ -83,6 +83,7 @@ export function FilterFields({
           <option value="">any</option>
           <option value="request">request</option>
           <option value="completion">completion</option>
+          <option value="usage">usage (a worker's late report)</option>
           <option value="admin_action">admin action</option>
         </select>
       </Field>
