@@ -113,7 +113,7 @@ describeWithModels('faults under steady load (kill -9 of each service, PostgreSQ
         if (fault === 'gateway') {
           const seen: Partial<CallResult> = {};
           pinned = load.call('chat_stream_long', seen);
-          while (!seen.chunks && !seen.outcome) await new Promise((r) => setTimeout(r, 20));
+          while (!seen.chunks && !seen.outcome) await new Promise((r) => setTimeout(r, 5));
         }
         const at = Date.now();
         await inject(fault);

@@ -66,7 +66,7 @@ export function loadShapes(model: string): Shape[] {
       name: 'chat_stream_long',
       run: async (client, signal, seen) => {
         const { data, response } = await client.chat.completions
-          .create({ model, messages, max_tokens: 200, stream: true, logit_bias: { '2': -100 } }, { signal })
+          .create({ model, messages, max_tokens: 220, stream: true, logit_bias: { '2': -100 } }, { signal })
           .withResponse();
         noteHeaders(seen, response);
         seen.outcome = await drain(data, seen);
