@@ -67,8 +67,8 @@ export interface AuditAppenderOptions {
 
 /** What a pipelined batch read while the batch before it was writing. */
 interface Prepared {
-  /** The committed head, read before everything else: the reads are at least this recent. */
-  headAtRead: ChainHead;
+  /** The committed head, read before the counters (when any had to be read): they are at least this recent. */
+  headAtRead?: ChainHead;
   inputs: AdmissionInputs;
   /** Totals read for counters the appender did not know then. */
   read: CounterTotals[];
@@ -236,13 +236,16 @@ export class AuditAppender {
   /** The pipelined batch's lookups; undefined (then the locked path reads) when they fail. */
   private async prepare(batch: Pending[], now: Date): Promise<Prepared | undefined> {
     try {
-      const headAtRead = await readChainHead(this.db);
       const inputs = await readAdmissionInputs(
         this.db,
         batch.map((pending) => pending.op),
         now,
       );
       const unknown = [...inputs.quotaSubjects].filter((subject) => !this.quotaTotals.knows(subject, now));
+      // Keys and tenants may change at any time (a revocation counts from the batch that reads it); only
+      // counters read from the database must be checked against the head they were read at.
+      if (unknown.length === 0) return { inputs, read: [] };
+      const headAtRead = await readChainHead(this.db);
       const read = await QuotaLedger.read(this.db, unknown, now);
       return { headAtRead, inputs, read };
     } catch {
@@ -292,7 +295,7 @@ export class AuditAppender {
    */
   private async writePipelined(batch: Pending[], now: Date, prepared: Prepared): Promise<boolean> {
     const known = this.known;
-    if (!known || !readsStillTrue(known, prepared.headAtRead)) return false;
+    if (!known || (prepared.headAtRead && !readsStillTrue(known, prepared.headAtRead))) return false;
     const read = new Map(
       prepared.read.map((totals) => [
         `${totals.subject}|${totals.windowKind}|${totals.windowStart.getTime()}`,
@@ -401,8 +404,8 @@ export class AuditAppender {
 }
 
 /**
- * Whether what a batch read is still true: every write since the head it read is this process's own (whose
- * quota totals it knows and whose open rows it made), so nobody else can have changed what it saw.
+ * Whether the counters a batch read are still true: every write since the head read before them is this
+ * process's own (whose totals it knows), so nobody else can have changed them.
  */
 function readsStillTrue(known: KnownChain, headAtRead: ChainHead): boolean {
   if (headAtRead.sequence === known.head.sequence) return headAtRead.hash === known.head.hash;
