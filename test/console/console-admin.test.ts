@@ -78,6 +78,7 @@ describeWithBrowser('web console: administrator in a real browser', () => {
     expect(links).toEqual([
       'Audit log',
       'Verify chain',
+      'Usage',
       'Check receipt',
       'API keys',
       'Tenants & quotas',
@@ -122,7 +123,7 @@ describeWithBrowser('web console: administrator in a real browser', () => {
     await page.locator('td[data-quota="requests_per_minute"]', { hasText: '1,234' }).waitFor();
     await web.screenshot('12-tenants');
     const { json } = await platform.admin('GET', '/tenants');
-    const tenant = json.data.find((t: { id: string }) => t.id === 'default');
+    const tenant = (json.data as { id: string }[]).find((t) => t.id === 'default');
     expect(tenant).toMatchObject({ requests_per_minute: 1234, content_capture: 'digest', disabled: false });
   });
 
@@ -153,12 +154,12 @@ describeWithBrowser('web console: administrator in a real browser', () => {
         page.getByRole('button', { name: button }).click(),
       ]);
       await page.getByText(/^Exported \d+ records/).waitFor();
-      return readFile((await file.path())!, 'utf8');
+      return readFile(await file.path(), 'utf8');
     };
     const lines = (await download('Export JSONL'))
       .trim()
       .split('\n')
-      .map((line) => JSON.parse(line));
+      .map((line) => JSON.parse(line) as { hash: string; kind: string; action: string; outcome: string });
     expect(lines.length).toBeGreaterThan(5);
     expect(lines.every((r) => /^[0-9a-f]{64}$/.test(r.hash))).toBe(true);
     const actions = lines.filter((r) => r.kind === 'admin_action').map((r) => r.action);
@@ -169,6 +170,28 @@ describeWithBrowser('web console: administrator in a real browser', () => {
     const csv = (await download('Export CSV')).trim().split('\n');
     expect(csv[0]).toContain('sequence');
     expect(csv.length).toBeGreaterThan(5);
+  });
+
+  it('charts usage and time to first token from the audit log, per tenant and key', async () => {
+    for (let i = 0; i < 2; i++) {
+      const response = await fetch(`${platform.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${platform.adminKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Once' }], max_tokens: 4 }),
+      });
+      expect(response.status).toBe(200);
+      await platform.auditRecords(response.headers.get('x-request-id')!);
+    }
+    await openSection('Usage', 'Usage, last hour');
+    const row = page.locator('tr[data-tenant="default"]');
+    await row.waitFor();
+    const cells = await row.locator('td').allTextContents();
+    expect(Number(cells[1])).toBeGreaterThanOrEqual(2);
+    expect(Number(cells[3].replace(/\D/g, ''))).toBeGreaterThanOrEqual(2);
+    expect(cells[4]).toMatch(/^\d+ ms$/);
+    expect(await page.locator('svg.chart rect.bar').count()).toBeGreaterThan(0);
+    expect(await page.locator('svg.chart circle.dot').count()).toBeGreaterThan(0);
+    await web.screenshot('15-usage');
   });
 
   it('checks a client’s audit receipt, re-proving it in the browser', async () => {
@@ -192,7 +215,7 @@ describeWithBrowser('web console: administrator in a real browser', () => {
     await web.screenshot('14-receipt');
 
     // A receipt whose signature was changed does not hold.
-    const decoded = JSON.parse(Buffer.from(receipt, 'base64url').toString('utf8'));
+    const decoded = JSON.parse(Buffer.from(receipt, 'base64url').toString('utf8')) as { signature: string };
     const signature = Buffer.from(decoded.signature, 'base64');
     signature[0] ^= 1;
     const forged = Buffer.from(

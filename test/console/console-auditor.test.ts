@@ -89,6 +89,7 @@ describeWithBrowser('web console: auditor in a real browser', () => {
     expect(await nav.getByRole('link').allTextContents()).toEqual([
       'Audit log',
       'Verify chain',
+      'Usage',
       'Check receipt',
     ]);
     await expect(page.getByText('console auditor · auditor · tenant default').isVisible()).resolves.toBe(
@@ -147,6 +148,61 @@ describeWithBrowser('web console: auditor in a real browser', () => {
       status: 403,
       body: { error: expect.objectContaining({ code: 'csrf_failed' }) },
     });
+  });
+
+  it('works from the keyboard alone, with every control labelled', async () => {
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+    // Every form control has an accessible name.
+    const unlabelled = await page.evaluate(() => {
+      const { document } = globalThis as unknown as PageGlobals;
+      const controls = (
+        document as unknown as {
+          querySelectorAll(s: string): ArrayLike<{
+            labels: ArrayLike<unknown> | null;
+            getAttribute(n: string): string | null;
+            outerHTML: string;
+          }>;
+        }
+      ).querySelectorAll('input, select, textarea');
+      return Array.from(controls)
+        .filter((c) => !(c.labels && c.labels.length > 0) && !c.getAttribute('aria-label'))
+        .map((c) => c.outerHTML);
+    });
+    expect(unlabelled).toEqual([]);
+    // Sign out and back in, then search, with the keyboard only.
+    await page.getByRole('button', { name: 'Sign out' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByLabel('API key').waitFor();
+    await page.keyboard.press('Tab'); // the key field is the first control
+    await page.keyboard.type(auditorKey);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+    // Focus moved to the new view's heading: the next Tab lands in its first field, not in the header.
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(
+      () =>
+        (globalThis as unknown as { document: { activeElement: { type?: string } | null } }).document
+          .activeElement?.type,
+    );
+    expect(focused).toBe('datetime-local');
+    await page.getByLabel('Model').focus();
+    await page.keyboard.type(MODEL);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => {
+      const { document } = globalThis as unknown as PageGlobals;
+      return (
+        document.querySelectorAll('tbody tr').length >= 3 && !document.querySelector('[aria-busy="true"]')
+      );
+    });
+    await page
+      .getByRole('link', { name: /^Record \d+$/ })
+      .first()
+      .focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: /^Record \d+$/ }).waitFor();
+    await page.getByRole('link', { name: 'Verify chain' }).click();
+    await page.getByRole('heading', { name: 'Verify the audit chain' }).waitFor();
   });
 
   it('names the exact sequence an attacker with database access edited', async () => {

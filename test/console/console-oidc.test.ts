@@ -108,6 +108,7 @@ describeWithBrowser('web console: OIDC sign-in (code + PKCE) and tenant scope, i
     expect(await nav.getByRole('link').allTextContents()).toEqual([
       'Audit log',
       'Verify chain',
+      'Usage',
       'Check receipt',
     ]);
     const cookies = await web.context.cookies();
@@ -178,6 +179,7 @@ describeWithBrowser('web console: OIDC sign-in (code + PKCE) and tenant scope, i
     expect(await nav.getByRole('link').allTextContents()).toEqual([
       'Audit log',
       'Verify chain',
+      'Usage',
       'Check receipt',
       'API keys',
       'Tenants & quotas',
@@ -195,6 +197,7 @@ describeWithBrowser('web console: OIDC sign-in (code + PKCE) and tenant scope, i
     expect(await nav.getByRole('link').allTextContents()).toEqual([
       'Audit log',
       'Verify chain',
+      'Usage',
       'Check receipt',
       'API keys',
       'Tenants & quotas',
@@ -209,7 +212,8 @@ describeWithBrowser('web console: OIDC sign-in (code + PKCE) and tenant scope, i
     await page.locator('td[data-quota="tokens_per_day"]', { hasText: '50,000' }).waitFor();
     await web.screenshot('22-tenant-admin');
     const { json } = await platform.admin('GET', '/tenants');
-    expect(json.data.find((t: { id: string }) => t.id === 'cardiology').tokens_per_day).toBe(50000);
-    expect(json.data.find((t: { id: string }) => t.id === 'default').tokens_per_day).toBe(0);
+    const tenants = json.data as { id: string; tokens_per_day: number }[];
+    expect(tenants.find((t) => t.id === 'cardiology')?.tokens_per_day).toBe(50000);
+    expect(tenants.find((t) => t.id === 'default')?.tokens_per_day).toBe(0);
   });
 });

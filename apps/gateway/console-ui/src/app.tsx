@@ -11,6 +11,7 @@ import { ModelsView } from './views/models';
 import { ReceiptView } from './views/receipt';
 import { SignInView } from './views/sign-in';
 import { TenantsView } from './views/tenants';
+import { UsageView } from './views/usage';
 import { VerifyView } from './views/verify';
 
 interface Section {
@@ -24,6 +25,7 @@ const AUDIT: Role[] = ['admin', 'auditor', 'tenant_admin'];
 export const SECTIONS: Section[] = [
   { path: 'audit', label: 'Audit log', roles: AUDIT },
   { path: 'verify', label: 'Verify chain', roles: AUDIT },
+  { path: 'usage', label: 'Usage', roles: AUDIT },
   { path: 'receipt', label: 'Check receipt', roles: ['admin', 'auditor', 'tenant_admin', 'user'] },
   { path: 'keys', label: 'API keys', roles: ['admin', 'tenant_admin'] },
   { path: 'tenants', label: 'Tenants & quotas', roles: ['admin', 'tenant_admin'] },
@@ -124,6 +126,8 @@ function View({ route, section, session }: { route: string[]; section: string; s
       );
     case 'verify':
       return <VerifyView />;
+    case 'usage':
+      return <UsageView />;
     case 'receipt':
       return <ReceiptView session={session} />;
     case 'keys':
