@@ -8,6 +8,7 @@ import { ErrorNote, Loading, useLoad } from '../ui';
 
 const MINUTES = 60;
 const MAX_PAGES = 5;
+const INFERENCE = new Set(['chat.completions', 'completions', 'embeddings', 'responses']);
 
 async function lastHour(): Promise<{ records: AuditRecord[]; truncated: boolean; since: number }> {
   const since = Math.floor(Date.now() / 60_000) * 60_000 - (MINUTES - 1) * 60_000;
@@ -23,7 +24,8 @@ async function lastHour(): Promise<{ records: AuditRecord[]; truncated: boolean;
         page_token: token,
       })}`,
     );
-    records.push(...answer.data);
+    // Inference only: the model listings the Models view polls also end in completion records.
+    records.push(...answer.data.filter((r) => INFERENCE.has(r.action)));
     if (!answer.next_page_token) return { records, truncated: false, since };
     token = answer.next_page_token;
   }
