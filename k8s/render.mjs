@@ -15,7 +15,8 @@ const target = join(root, 'k8s', 'airlock.yaml');
 
 const header = `# GENERATED from helm/airlock with default values by "node k8s/render.mjs": do not edit by hand.
 # Release "airlock" in namespace "airlock". Before applying, create the namespace, the Secret "airlock-auth-audit"
-# (docs/air-gapped-install.md) and the PVC "airlock-models", and patch in your API server's addresses
+# (docs/air-gapped-install.md), the Secret "airlock-console-session" (key session-key: 32 random bytes, base64 —
+# a committed file must not carry a generated key), the PVC "airlock-models", and patch in your API server's addresses
 # (kustomization.yaml shows how): without them the gateway's NetworkPolicy allows no traffic to the Kubernetes API.
 `;
 
@@ -25,7 +26,18 @@ export function renderStaticManifests() {
   );
   const rendered = execFileSync(
     helm,
-    ['template', 'airlock', join(root, 'helm', 'airlock'), '--namespace', 'airlock', '--kube-version', '1.33.0'],
+    [
+      'template',
+      'airlock',
+      join(root, 'helm', 'airlock'),
+      '--namespace',
+      'airlock',
+      '--kube-version',
+      '1.33.0',
+      // The chart would generate a random console session key; a static file names the Secret you create instead.
+      '--set',
+      'gateway.console.sessionKeySecret.name=airlock-console-session',
+    ],
     { encoding: 'utf8', env: { ...process.env, KUBECONFIG: '/dev/null' } },
   );
   return header + rendered;

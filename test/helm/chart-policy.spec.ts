@@ -232,11 +232,16 @@ describe.each(valuesFiles())('rendered with %s', (file) => {
     }
     // Only evaluation settings make the chart write Secrets: the PostgreSQL one, and with tls.mode generate the CA
     // and one certificate per service.
-    // The CloudNativePG roles' passwords (basic-auth, kept) are the one production exception.
+    // The CloudNativePG roles' passwords (basic-auth, kept) are a production exception.
     const type = (s: KubeObject) => (s as unknown as { type: string }).type;
     const roleSecrets = ofKind(objects(), 'Secret').filter((s) => type(s) === 'kubernetes.io/basic-auth');
     expect(roleSecrets).toHaveLength(cnpg ? 2 : 0);
-    const secrets = ofKind(objects(), 'Secret').filter((s) => type(s) !== 'kubernetes.io/basic-auth');
+    // So is the console's session-sealing key: random, kept across upgrades, and losing it only signs people out.
+    const consoleKeys = ofKind(objects(), 'Secret').filter((s) => s.metadata.name.endsWith('-console-session'));
+    expect(consoleKeys).toHaveLength(1);
+    const secrets = ofKind(objects(), 'Secret').filter(
+      (s) => type(s) !== 'kubernetes.io/basic-auth' && !consoleKeys.includes(s),
+    );
     const evaluation = objects().some((o) => o.kind === 'StatefulSet' && component(o) === 'postgresql');
     const generatedTls = secrets.filter((s) => type(s) === 'kubernetes.io/tls').length;
     expect([0, 4]).toContain(generatedTls);

@@ -334,3 +334,8 @@ sslmode=verify-full, an https OIDC JWKS URL, TLS sinks. Env, mount and volume, e
         path: ca.crt
 {{- end }}
 {{- end }}
+
+{{/* The Secret with the key that seals console sessions: the operator's, or the one the chart generates. */}}
+{{- define "airlock.consoleSessionSecretName" -}}
+{{- .Values.gateway.console.sessionKeySecret.name | default (printf "%s-console-session" (include "airlock.componentName" (dict "root" . "component" "gateway"))) }}
+{{- end }}
