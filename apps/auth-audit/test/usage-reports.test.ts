@@ -133,10 +133,10 @@ describe('worker usage reports on postgres', () => {
       'RECORD_KIND_USAGE',
     ]);
     expect(all[2]).toMatchObject({ promptTokens: 9, completionTokens: 3, worker: 'w1' });
-    // A second generation of the same request (n = 2) adds its own tokens.
+    // A second generation of the same request (n = 2) adds its generated tokens; the prompt is charged once.
     await report(id, 'g2', 9, 1);
-    expect(await charged(key.id)).toBe(22);
-    expect((await records(id)).at(-1)).toMatchObject({ promptTokens: 18, completionTokens: 4 });
+    expect(await charged(key.id)).toBe(13);
+    expect((await records(id)).at(-1)).toMatchObject({ promptTokens: 9, completionTokens: 4 });
     expect(await running.app.verifyChain()).toMatchObject({ ok: true });
   });
 

@@ -226,7 +226,7 @@ export const openRequestsRepository = {
   },
 };
 
-/** Adds one generation's report to a request's sum; false when that generation was counted already. */
+/** Adds one generation's report to a request's usage; false when that generation was counted already. */
 export function addReport(usage: Map<string, ReportedUsage>, report: UsageReport): boolean {
   const entry = usage.get(report.requestId) ?? {
     promptTokens: 0,
@@ -237,7 +237,9 @@ export function addReport(usage: Map<string, ReportedUsage>, report: UsageReport
   usage.set(report.requestId, entry);
   if (entry.generations.has(report.generationId)) return false;
   entry.generations.add(report.generationId);
-  entry.promptTokens += report.promptTokens;
+  // The prompt is charged once per request, as OpenAI's usage and the gateway's Complete count it: n choices (and a
+  // retry on another worker) evaluate the same prompt again. Generated tokens add up.
+  entry.promptTokens = Math.max(entry.promptTokens, report.promptTokens);
   entry.completionTokens += report.completionTokens;
   if (!entry.workers.includes(report.worker)) entry.workers.push(report.worker);
   return true;
