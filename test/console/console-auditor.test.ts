@@ -11,6 +11,7 @@ import { describeWithBrowser, openBrowser, type ConsoleBrowser, type PageGlobals
 describeWithBrowser('web console: auditor in a real browser', () => {
   const platform = new Platform({
     database: 'postgres',
+    contentKeys: true,
     authAuditEnv: { AIRLOCK_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '1' },
   });
   let web: ConsoleBrowser;
@@ -20,11 +21,17 @@ describeWithBrowser('web console: auditor in a real browser', () => {
   beforeAll(async () => {
     await platform.start();
     auditorKey = await platform.createKey({ name: 'console auditor', role: 'auditor' });
+    // Bodies sealed in the records, for the auditor to decrypt (an audited read) on a record's page.
+    expect((await platform.admin('PUT', '/tenants/default', { content_capture: 'full' })).status).toBe(200);
     for (let i = 0; i < 3; i++) {
       const response = await fetch(`${platform.url}/v1/chat/completions`, {
         method: 'POST',
         headers: { authorization: `Bearer ${platform.adminKey}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Once' }], max_tokens: 4 }),
+        body: JSON.stringify({
+          model: MODEL,
+          messages: [{ role: 'user', content: 'Once upon a console' }],
+          max_tokens: 4,
+        }),
       });
       expect(response.status).toBe(200);
       await platform.auditRecords(response.headers.get('x-request-id')!);
@@ -127,6 +134,18 @@ describeWithBrowser('web console: auditor in a real browser', () => {
     const hash = await page.locator('dt:text-is("Hash") + dd').textContent();
     expect(hash).toMatch(/^[0-9a-f]{64}$/);
     await web.screenshot('02-record');
+
+    // The captured bodies, decrypted on request; the read is itself a record.
+    await page.getByRole('button', { name: 'Show captured content' }).click();
+    const requestBody = page.getByLabel('Request body');
+    await requestBody.waitFor();
+    expect(await requestBody.textContent()).toContain('"content": "Once upon a console"');
+    expect(await page.getByLabel('Response body').textContent()).toContain('"choices"');
+    const read = await page.getByText(/recorded as audit record \d+/).textContent();
+    const readSequence = Number(/record (\d+)/.exec(read!)![1]);
+    const { json } = await platform.admin('GET', `/audit/records?from_sequence=${readSequence}&page_size=1`);
+    expect(json.data[0]).toMatchObject({ action: 'audit.content_read', target: `sequence:${first}` });
+    await web.screenshot('02b-record-content');
   });
 
   it('verifies the chain; state changes need the CSRF token', async () => {

@@ -237,6 +237,7 @@ export async function startAuthAuditApp(
         verifier,
         metrics,
         new AuditProofs(database.db, trustedKeys),
+        sealer,
       ),
       responses,
     });

@@ -18,6 +18,7 @@ const EXPECTED: Record<RoleName, Operation[]> = {
     'audit.checkpoints',
     'audit.prove',
     'audit.consistency',
+    'audit.content_read',
   ],
   // Proofs carry hashes only: a client may prove its own receipt.
   user: ['inference', 'models.list', 'console.sign_in', 'audit.prove'],
@@ -113,6 +114,9 @@ async function attempt(
       return call(() => client.getAuditInclusionProof({ credential, sequence: 1 }));
     case 'audit.consistency':
       return call(() => client.getAuditConsistencyProof({ credential, firstTreeSize: 1 }));
+    case 'audit.content_read':
+      // No such record: past the gate, NOT_FOUND (captured reads: test/e2e/audit-content-read.test.ts).
+      return call(() => client.getAuditRecordContent({ credential, sequence: 2 ** 40 }));
   }
 }
 

@@ -463,3 +463,21 @@ export interface GetAuditConsistencyProofResponse {
   second: Checkpoint | null;
   proof: string[];
 }
+
+export interface GetAuditRecordContentRequest {
+  credential: string;
+  sequence: number;
+  requestId?: string;
+  clientAddress?: string;
+  userAgent?: string;
+}
+
+export interface GetAuditRecordContentResponse {
+  sequence: number;
+  requestId: string;
+  requestSequence: number;
+  requestBody: Uint8Array;
+  responseSequence: number;
+  responseBody: Uint8Array;
+  readSequence: number;
+}

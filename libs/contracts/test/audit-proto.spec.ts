@@ -18,6 +18,7 @@ describe('audit contract', () => {
       'ExportAuditRecords',
       'GetAuditConsistencyProof',
       'GetAuditInclusionProof',
+      'GetAuditRecordContent',
       'GetStoredResponse',
       'ListApiKeys',
       'ListAuditCheckpoints',

@@ -17,7 +17,8 @@ export type Operation =
   | 'audit.verify'
   | 'audit.checkpoints'
   | 'audit.prove'
-  | 'audit.consistency';
+  | 'audit.consistency'
+  | 'audit.content_read';
 
 /** The role × operation matrix, as data: every check in the service reads it, and one test walks it. */
 export const PERMISSIONS: Readonly<Record<Operation, readonly RoleName[]>> = {
@@ -40,6 +41,9 @@ export const PERMISSIONS: Readonly<Record<Operation, readonly RoleName[]>> = {
   // Hashes only, no content: anyone holding a receipt may prove their record is in the log.
   'audit.prove': ['admin', 'auditor', 'user', 'tenant_admin'],
   'audit.consistency': ['admin', 'auditor', 'tenant_admin'],
+  // Decrypted request/response bodies: the audit roles only (a tenant auditor: its tenant), never a
+  // tenant admin, whose job is keys and quotas. Each read is itself recorded.
+  'audit.content_read': ['admin', 'auditor'],
 };
 
 export const OPERATIONS = Object.keys(PERMISSIONS) as Operation[];

@@ -106,6 +106,13 @@ export class AuditGrpcController {
     return this.auditLog.consistencyProof(request);
   }
 
+  @GrpcMethod(AUDIT_SERVICE, 'GetAuditRecordContent')
+  getAuditRecordContent(
+    request: audit.GetAuditRecordContentRequest,
+  ): Promise<audit.GetAuditRecordContentResponse> {
+    return this.auditLog.recordContent(request);
+  }
+
   @GrpcMethod(AUDIT_SERVICE, 'ListAuditCheckpoints')
   listAuditCheckpoints(
     request: audit.ListAuditCheckpointsRequest,

@@ -55,9 +55,11 @@ export class AdminGate {
     );
   }
 
+  /** `attempted`: what a refused attempt's record names (e.g. the record whose content was asked for). */
   async admit(
     fields: CallerFields,
     operation: Operation,
+    attempted: { target?: string } = {},
   ): Promise<{ principal: Principal; context: AdminRequestContext }> {
     const context = this.context(fields);
     let principal: Principal | undefined;
@@ -70,6 +72,7 @@ export class AdminGate {
         const actor = principal ? actorOf(principal) : { id: '', kind: '', tenant: '', role: '' };
         await this.journal.refused(actor, context, {
           action: operation,
+          target: attempted.target,
           statusCode: principal ? 403 : 401,
           errorClass: error.reason,
         });

@@ -10,9 +10,11 @@ import {
 } from '../audit/audit-query.js';
 import type { ChainVerifier } from '../audit/chain-verifier.js';
 import type { AuditProofs } from '../audit/audit-proofs.js';
+import { findCapturedContent, openCapturedContent } from '../audit/captured-content.js';
+import type { ContentSealer } from '../audit/content-sealer.js';
 import type { CheckpointRow } from '../audit/checkpointer.js';
 import type { AuthAuditDb } from '../database/database.js';
-import { invalidArgument, permissionDenied } from '../errors.js';
+import { failedPrecondition, invalidArgument, notFound, permissionDenied } from '../errors.js';
 import {
   auditRecordToContract,
   outcomeFromContract,
@@ -35,7 +37,79 @@ export class AuditLogService {
     private readonly verifier: ChainVerifier,
     private readonly metrics: AuthAuditMetrics,
     private readonly proofs: AuditProofs,
+    private readonly sealer: ContentSealer,
   ) {}
+
+  /**
+   * Decrypts the bodies one request captured. Every attempt leaves an `audit.content_read` record naming
+   * the sequence: a role refused by the gate, another tenant's record, nothing captured, or the read itself,
+   * appended before the plaintext is answered. The plaintext is never logged.
+   */
+  async recordContent(
+    request: audit.GetAuditRecordContentRequest,
+  ): Promise<audit.GetAuditRecordContentResponse> {
+    const sequence = count(request.sequence, 'sequence');
+    const target = `sequence:${sequence}`;
+    const admitted = await this.gate.admit(request, 'audit.content_read', { target });
+    const actor = actorOf(admitted.principal);
+    const failed = async (statusCode: number, errorClass: string) =>
+      this.journal.run(actor, admitted.context, () =>
+        Promise.resolve({
+          result: undefined,
+          record: {
+            action: 'audit.content_read',
+            target,
+            outcome: statusCode === 403 ? ('denied' as const) : ('failed' as const),
+            statusCode,
+            errorClass,
+          },
+        }),
+      );
+    const content = sequence > 0 ? await findCapturedContent(this.db, sequence) : undefined;
+    if (content && !admitted.principal.global && content.record.tenant !== admitted.principal.tenant) {
+      await failed(403, 'tenant_forbidden');
+      throw permissionDenied("an auditor of one tenant may not read another tenant's content");
+    }
+    if (!content || (!content.request && !content.response)) {
+      await failed(404, 'no_captured_content');
+      throw notFound(
+        content
+          ? `audit record ${sequence} has no captured content (its tenant's content capture was not full)`
+          : `no audit record ${sequence}`,
+      );
+    }
+    let bodies: { requestBody: Buffer; responseBody: Buffer };
+    try {
+      bodies = openCapturedContent(this.sealer, content);
+    } catch {
+      await failed(409, 'content_key_unavailable');
+      throw failedPrecondition(
+        `the content of audit record ${sequence} cannot be decrypted with the content keys loaded`,
+        'content_key_unavailable',
+      );
+    }
+    const requestSequence = content.request?.sequence ?? 0;
+    const responseSequence = content.response?.sequence ?? 0;
+    const { sequence: readSequence } = await this.journal.run(actor, admitted.context, () =>
+      Promise.resolve({
+        result: undefined,
+        record: {
+          action: 'audit.content_read',
+          target,
+          details: { requestId: content.record.request_id, requestSequence, responseSequence },
+        },
+      }),
+    );
+    return {
+      sequence,
+      requestId: content.record.request_id,
+      requestSequence,
+      requestBody: bodies.requestBody,
+      responseSequence,
+      responseBody: bodies.responseBody,
+      readSequence,
+    };
+  }
 
   async inclusionProof(
     request: audit.GetAuditInclusionProofRequest,

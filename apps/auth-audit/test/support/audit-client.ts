@@ -36,6 +36,9 @@ export interface AuditClient {
   getAuditConsistencyProof(
     request: audit.GetAuditConsistencyProofRequest,
   ): Promise<audit.GetAuditConsistencyProofResponse>;
+  getAuditRecordContent(
+    request: audit.GetAuditRecordContentRequest,
+  ): Promise<audit.GetAuditRecordContentResponse>;
   /** The whole export, chunks concatenated. */
   exportAuditRecords(
     request: audit.ExportAuditRecordsRequest,
@@ -65,6 +68,7 @@ const UNARY = [
   'DeleteStoredResponse',
   'GetAuditInclusionProof',
   'GetAuditConsistencyProof',
+  'GetAuditRecordContent',
 ] as const;
 
 /** Plaintext by default (the service's own suites); pass mTLS credentials to call it as a given service. */

@@ -120,7 +120,7 @@ function View({ route, section, session }: { route: string[]; section: string; s
   switch (section) {
     case 'audit':
       return route[1] === 'records' && route[2] ? (
-        <AuditRecordView sequence={Number(route[2])} />
+        <AuditRecordView sequence={Number(route[2])} session={session} />
       ) : (
         <AuditSearch session={session} />
       );

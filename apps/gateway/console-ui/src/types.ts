@@ -164,3 +164,15 @@ export interface InclusionProof {
   checkpoint: Checkpoint;
   receipt_valid: boolean;
 }
+
+/** GET /admin/v1/audit/records/{sequence}/content: decrypted bodies (null when none was captured). */
+export interface RecordContent {
+  object: 'audit.record_content';
+  sequence: number;
+  request_id: string;
+  request_sequence: number | null;
+  request_body: string | null;
+  response_sequence: number | null;
+  response_body: string | null;
+  read_sequence: number;
+}

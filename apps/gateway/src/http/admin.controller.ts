@@ -25,6 +25,7 @@ import {
   toAuditFilter,
   upsertTenantBody,
 } from './admin-mapping.js';
+import { ApiError } from '../errors/api-error.js';
 import { bearer } from './http-context.js';
 
 /**
@@ -134,6 +135,37 @@ export class AdminController {
       object: 'list',
       data: toAdminJson(response.records),
       next_page_token: response.nextPageToken || null,
+    };
+  }
+
+  /**
+   * The decrypted request and response bodies of a `full`-capture record (admin and auditor roles; auth-audit
+   * checks and records every read). The bodies pass through as text and are never logged.
+   */
+  @Get('audit/records/:sequence/content')
+  async recordContent(
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+    @Param('sequence') sequence: string,
+  ): Promise<unknown> {
+    if (!/^[1-9][0-9]{0,15}$/.test(sequence)) {
+      throw ApiError.badRequest('sequence must be a positive whole number', 'sequence');
+    }
+    const response = await this.auth.admin<audit.GetAuditRecordContentResponse>('GetAuditRecordContent', {
+      ...caller(request),
+      sequence: Number(sequence),
+    });
+    void reply.header('cache-control', 'no-store');
+    const text = (bytes: Uint8Array | undefined) => Buffer.from(bytes ?? new Uint8Array()).toString('utf8');
+    return {
+      object: 'audit.record_content',
+      sequence: Number(response.sequence),
+      request_id: response.requestId,
+      request_sequence: Number(response.requestSequence) || null,
+      request_body: response.requestSequence ? text(response.requestBody) : null,
+      response_sequence: Number(response.responseSequence) || null,
+      response_body: response.responseSequence ? text(response.responseBody) : null,
+      read_sequence: Number(response.readSequence),
     };
   }
 

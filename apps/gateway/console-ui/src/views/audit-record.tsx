@@ -2,10 +2,11 @@
 import type { ComponentChild } from 'preact';
 import { api, query } from '../api';
 import { href } from '../router';
-import type { AuditRecord, RecordPage } from '../types';
+import type { AuditRecord, RecordPage, SignedIn } from '../types';
 import { ErrorNote, Loading, Outcome, Time, useLoad } from '../ui';
+import { mayReadContent, RecordContentPanel } from './record-content';
 
-export function AuditRecordView({ sequence }: { sequence: number }) {
+export function AuditRecordView({ sequence, session }: { sequence: number; session: SignedIn }) {
   const record = useLoad(
     () =>
       api<RecordPage>(
@@ -27,6 +28,9 @@ export function AuditRecordView({ sequence }: { sequence: number }) {
       {record.loading && !record.data ? <Loading what={`record ${sequence}`} /> : null}
       {record.data && !r ? <p>No record {sequence} that you may see.</p> : null}
       {r ? <RecordFields record={r} /> : null}
+      {r && (r.request_ciphertext || r.response_ciphertext) && mayReadContent(session) ? (
+        <RecordContentPanel key={r.sequence} sequence={r.sequence} />
+      ) : null}
     </section>
   );
 }
