@@ -2,8 +2,13 @@
 // GET /admin/v1/audit/records/{sequence}/content on the real platform (auth-audit on PostgreSQL with a
 // content key, the worker serving stories260K). Who may read it, and that every read, allowed or refused,
 // is itself an audit record naming the sequence.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { MODEL, Platform, describeWithModels, type Json } from './platform.js';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { MODEL, Platform, ROOT, describeWithModels, type Json } from './platform.js';
+
+const run = promisify(execFile);
 
 describeWithModels('captured content read back by auditors (PostgreSQL)', () => {
   const platform = new Platform({ database: 'postgres', contentKeys: true });
@@ -89,6 +94,24 @@ describeWithModels('captured content read back by auditors (PostgreSQL)', () => 
     // The plaintext is in no service's log, nor in the read's own record.
     for (const log of Object.values(platform.logs)) expect(log.text).not.toContain(prompt);
     expect(JSON.stringify(reads)).not.toContain(prompt);
+  });
+
+  it('`airlock audit content` prints both bodies for an auditor', async () => {
+    const cli = join(ROOT, 'apps', 'cli', 'bin', 'airlock.mjs');
+    const { stdout } = await run(process.execPath, [
+      cli,
+      '--url',
+      platform.url,
+      '--key',
+      keys.tenantAuditor,
+      'audit',
+      'content',
+      String(completionSequence),
+    ]);
+    expect(stdout).toContain(`request (record ${requestSequence}):`);
+    expect(stdout).toContain(prompt);
+    expect(stdout).toContain(`response (record ${completionSequence}):`);
+    expect(stdout).toContain(JSON.stringify(answer).slice(1, -1));
   });
 
   it('lets a global auditor read it too', async () => {

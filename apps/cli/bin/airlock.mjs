@@ -254,6 +254,25 @@ audit
     const query = new URLSearchParams({ first, ...(second ? { second } : {}) });
     print(command, await json(command, 'GET', `/admin/v1/audit/proofs/consistency?${query}`));
   });
+audit
+  .command('content <sequence>')
+  .description(
+    "a full-capture record's request and response bodies, decrypted (admin, auditor; the read is audited)",
+  )
+  .action(async (sequence, _options, command) => {
+    const content = await json(
+      command,
+      'GET',
+      `/admin/v1/audit/records/${encodeURIComponent(sequence)}/content`,
+    );
+    if (settings(command).json) return print(command, content);
+    const part = (name, at, body) => `${name} (record ${at ?? '-'}):\n${body ?? '(not captured)'}\n`;
+    process.stdout.write(
+      `${part('request', content.request_sequence, content.request_body)}\n` +
+        `${part('response', content.response_sequence, content.response_body)}` +
+        `(this read: audit record ${content.read_sequence})\n`,
+    );
+  });
 
 const models = program.command('models').description('models and workers');
 models.command('list').action(async (_options, command) => {
