@@ -56,5 +56,7 @@ describe.each(DRIVERS)('rotating the bootstrap admin key on %s', (driver) => {
     } finally {
       await again.stop();
     }
-  });
+    // Three service starts in one test: on PGlite each opens the database afresh (~20 s on 2 busy cores; the
+    // fresh-container run of npm test hit the 60 s default).
+  }, 180_000);
 });
