@@ -95,7 +95,7 @@ export interface PageGlobals {
   document: {
     cookie: string;
     documentElement: { outerHTML: string };
-    querySelectorAll(selector: string): { length: number };
+    querySelectorAll(selector: string): ArrayLike<{ textContent: string | null }>;
     querySelector(selector: string): unknown;
   };
   localStorage: Record<string, string>;

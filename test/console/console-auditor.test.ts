@@ -208,12 +208,17 @@ describeWithBrowser('web console: auditor in a real browser', () => {
     await page.getByLabel('Model').focus();
     await page.keyboard.type(MODEL);
     await page.keyboard.press('Enter');
-    await page.waitForFunction(() => {
+    // The filtered answer, not the unfiltered first page still on screen (a busy machine answers the new search
+    // after the check, and the focused link is then replaced under the keyboard): every row names the model.
+    await page.waitForFunction((model) => {
       const { document } = globalThis as unknown as PageGlobals;
+      const rows = Array.from(document.querySelectorAll('tbody tr'));
       return (
-        document.querySelectorAll('tbody tr').length >= 3 && !document.querySelector('[aria-busy="true"]')
+        rows.length >= 3 &&
+        !document.querySelector('[aria-busy="true"]') &&
+        rows.every((row) => (row.textContent ?? '').includes(model))
       );
-    });
+    }, MODEL);
     await page
       .getByRole('link', { name: /^Record \d+$/ })
       .first()
