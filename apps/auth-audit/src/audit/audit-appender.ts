@@ -22,6 +22,7 @@ import {
   type UsageOp,
 } from '../authorization/batch-decisions.js';
 import type { ContentSealer } from './content-sealer.js';
+import type { ReceiptEntry } from './receipts.js';
 import { QuotaLedger, type CounterTotals } from '../quota/quota-ledger.js';
 import { KnownQuotaTotals } from '../quota/known-quota-totals.js';
 import { appendOnHead, chainRecords, readChainHead, type ChainHead } from './audit-chain.js';
@@ -386,6 +387,16 @@ export class AuditAppender {
   /** Settles the callers of a committed batch and reports the head it left (0: it appended nothing). */
   private committed(batch: Pending[], results: BatchResult[], headSequence: number): void {
     this.metrics.batchSize.observe(batch.length);
+    // The batch's request records share one list: their receipts get one signature (receipts.ts).
+    const receiptGroup: ReceiptEntry[] = [];
+    results.forEach((result, index) => {
+      if (batch[index].op.type !== 'authorize' || result instanceof AuthAuditError) return;
+      const decision = result as AuthorizeDecision;
+      if (!decision.recordHash || decision.sequence <= 0) return;
+      decision.receiptGroup = receiptGroup;
+      decision.receiptIndex =
+        receiptGroup.push({ sequence: decision.sequence, recordHash: decision.recordHash }) - 1;
+    });
     results.forEach((result, index) => {
       if (!(result instanceof AuthAuditError) && result.sequence > 0)
         this.metrics.records.inc({ kind: RECORD_KIND_OF[batch[index].op.type] });

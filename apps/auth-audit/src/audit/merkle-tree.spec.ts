@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import {
   MerkleFrontier,
+  MerkleLevels,
   consistencyProof,
   inclusionProof,
   leafHash,
@@ -111,5 +112,23 @@ describe('RFC 9162 Merkle tree over audit records', () => {
       }
     }
     expect(checked).toBe(210);
+  });
+
+  it('builds every tree up to 40 level by level with the independent root and the same audit paths', () => {
+    const more = Array.from({ length: 40 }, (_, i) => sha256(Buffer.from(`leaf ${i}`)));
+    const moreLeaves = more.map((d) => sha256(Buffer.from([0]), d));
+    let paths = 0;
+    for (let n = 1; n <= 40; n += 1) {
+      const tree = new MerkleLevels(moreLeaves.slice(0, n));
+      const root = rfcMth(more.slice(0, n));
+      expect(tree.root()).toEqual(root);
+      for (let m = 0; m < n; m += 1) {
+        expect(tree.path(m)).toEqual(inclusionProof(moreLeaves.slice(0, n), m));
+        expect(verifyInclusion(m, n, moreLeaves[m], tree.path(m), root)).toBe(true);
+        paths += 1;
+      }
+    }
+    expect(paths).toBe(820);
+    expect(new MerkleLevels([]).root()).toEqual(sha256());
   });
 });

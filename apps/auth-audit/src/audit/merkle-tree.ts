@@ -67,19 +67,27 @@ export function verifyInclusion(
   proof: readonly Buffer[],
   root: Buffer,
 ): boolean {
-  if (index >= size) return false;
+  return inclusionRoot(index, size, leaf, proof)?.equals(root) ?? false;
+}
+
+/** The root RFC 9162 2.1.3.2 computes from a leaf and its audit path; undefined when the path cannot fit. */
+export function inclusionRoot(
+  index: number,
+  size: number,
+  leaf: Buffer,
+  proof: readonly Buffer[],
+): Buffer | undefined {
+  if (index < 0 || index >= size) return undefined;
   let fn = index;
   let sn = size - 1;
   let r = leaf;
   for (const p of proof) {
-    if (sn === 0) return false;
+    if (sn === 0) return undefined;
     if (fn % 2 === 1 || fn === sn) {
       r = nodeHash(p, r);
-      if (fn % 2 === 0) {
-        while (fn % 2 === 0 && fn !== 0) {
-          fn = Math.floor(fn / 2);
-          sn = Math.floor(sn / 2);
-        }
+      while (fn % 2 === 0 && fn !== 0) {
+        fn = Math.floor(fn / 2);
+        sn = Math.floor(sn / 2);
       }
     } else {
       r = nodeHash(r, p);
@@ -87,7 +95,7 @@ export function verifyInclusion(
     fn = Math.floor(fn / 2);
     sn = Math.floor(sn / 2);
   }
-  return sn === 0 && r.equals(root);
+  return sn === 0 ? r : undefined;
 }
 
 /** RFC 9162 2.1.4.2: does `proof` show the tree (first, firstRoot) is a prefix of (second, secondRoot)? */
@@ -187,5 +195,46 @@ export class MerkleFrontier {
 
   clone(): MerkleFrontier {
     return new MerkleFrontier(this.size_, [...this.nodes]);
+  }
+}
+
+/**
+ * A whole small tree kept level by level, for every leaf's audit path in O(n) hashes in all (inclusionProof
+ * recomputes subtrees per leaf). Pairing left to right and lifting a level's unpaired last node unchanged
+ * gives RFC 9162's tree: its left subtrees are the perfect ones of the largest power of two.
+ */
+export class MerkleLevels {
+  private readonly levels: Buffer[][];
+
+  constructor(leaves: readonly Buffer[]) {
+    this.levels = [[...leaves]];
+    for (let level = this.levels[0]; level.length > 1;) {
+      const up: Buffer[] = [];
+      for (let index = 0; index < level.length; index += 2)
+        up.push(index + 1 < level.length ? nodeHash(level[index], level[index + 1]) : level[index]);
+      this.levels.push(up);
+      level = up;
+    }
+  }
+
+  get size(): number {
+    return this.levels[0].length;
+  }
+
+  root(): Buffer {
+    return this.size === 0 ? EMPTY_ROOT : this.levels[this.levels.length - 1][0];
+  }
+
+  /** PATH(m) of RFC 9162 2.1.3.1: a lifted node has no sibling at its level and adds nothing. */
+  path(m: number): Buffer[] {
+    if (m < 0 || m >= this.size) throw new RangeError(`leaf ${m} is outside a tree of ${this.size}`);
+    const path: Buffer[] = [];
+    let index = m;
+    for (const level of this.levels.slice(0, -1)) {
+      const sibling = index ^ 1;
+      if (sibling < level.length) path.push(level[sibling]);
+      index = Math.floor(index / 2);
+    }
+    return path;
   }
 }

@@ -1,3 +1,4 @@
+import type { ReceiptEntry } from '../audit/receipts.js';
 import type { Kysely } from 'kysely';
 import type { AuthAuditDatabase } from '../database/database-schema.js';
 import { roleMayPerform } from '../auth/permissions.js';
@@ -112,6 +113,9 @@ export interface AuthorizeDecision {
   sequence: number;
   /** The committed record's hash (for the client's receipt). */
   recordHash?: string;
+  /** The request records committed in the same batch, whose receipts are signed together (and this one's index). */
+  receiptGroup?: ReceiptEntry[];
+  receiptIndex?: number;
 }
 
 export interface CompleteResult {

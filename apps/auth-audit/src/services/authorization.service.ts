@@ -131,7 +131,9 @@ export class AuthorizationService {
       rateLimit: decision.rateLimit ?? NO_RATE_LIMIT,
       retryAfterSeconds: decision.denial?.retryAfterSeconds ?? 0,
       auditSequence: decision.sequence,
-      auditReceipt: decision.recordHash ? this.receipts.receipt(decision.sequence, decision.recordHash) : '',
+      auditReceipt: decision.recordHash
+        ? this.receipts.receipt({ ...decision, recordHash: decision.recordHash })
+        : '',
       allowedModels: decision.allowedModels,
       allModels: decision.allModels,
       contentCapture: decision.contentCapture

@@ -19,15 +19,20 @@ async function sha256(...parts: Uint8Array[]): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest('SHA-256', joined));
 }
 
-export async function inclusionHolds(proof: InclusionProof): Promise<boolean> {
-  const size = proof.checkpoint?.sequence ?? 0;
-  let fn = proof.sequence - 1;
+/** RFC 9162 2.1.3.2: the root a leaf hash and its audit path lead to, hex (undefined when they cannot fit). */
+async function inclusionRoot(
+  index: number,
+  size: number,
+  leaf: Uint8Array,
+  path: string[],
+): Promise<string | undefined> {
+  let fn = index;
   let sn = size - 1;
-  if (fn < 0 || fn > sn) return false;
-  let r = await sha256(Uint8Array.of(0), fromHex(proof.record_hash));
-  for (const step of proof.audit_path) {
+  if (fn < 0 || fn > sn) return undefined;
+  let r = leaf;
+  for (const step of path) {
     const p = fromHex(step);
-    if (sn === 0) return false;
+    if (sn === 0) return undefined;
     if (fn % 2 === 1 || fn === sn) {
       r = await sha256(Uint8Array.of(1), p, r);
       while (fn % 2 === 0 && fn !== 0) {
@@ -40,7 +45,39 @@ export async function inclusionHolds(proof: InclusionProof): Promise<boolean> {
     fn = Math.floor(fn / 2);
     sn = Math.floor(sn / 2);
   }
-  return sn === 0 && hex(r.buffer as ArrayBuffer) === proof.checkpoint.root_hash;
+  return sn === 0 ? hex(r.buffer as ArrayBuffer) : undefined;
+}
+
+export async function inclusionHolds(proof: InclusionProof): Promise<boolean> {
+  const leaf = await sha256(Uint8Array.of(0), fromHex(proof.record_hash));
+  const root = await inclusionRoot(
+    proof.sequence - 1,
+    proof.checkpoint?.sequence ?? 0,
+    leaf,
+    proof.audit_path,
+  );
+  return root !== undefined && root === proof.checkpoint.root_hash;
+}
+
+interface Receipt {
+  v: number;
+  sequence: number;
+  record_hash: string;
+  key_id: string;
+  signature: string;
+  leaf_index?: number;
+  tree_size?: number;
+  path?: string[];
+}
+
+/** The text a receipt's signature covers (v3: its batch's tree root, recomputed from its own audit path). */
+async function receiptSignedText(receipt: Receipt): Promise<string | undefined> {
+  if (receipt.v === 2) return ['airlock.audit.v2.receipt', receipt.sequence, receipt.record_hash].join('\n');
+  if (receipt.v !== 3 || !Array.isArray(receipt.path)) return undefined;
+  const statement = `airlock.audit.v3.receipt\n${receipt.sequence}\n${receipt.record_hash}`;
+  const leaf = await sha256(Uint8Array.of(0), new TextEncoder().encode(statement));
+  const root = await inclusionRoot(receipt.leaf_index ?? -1, receipt.tree_size ?? 0, leaf, receipt.path);
+  return root === undefined ? undefined : ['airlock.audit.v3.receipts', receipt.tree_size, root].join('\n');
 }
 
 /** key id (first 16 hex digits of SHA-256 of the SPKI DER) → Ed25519 key, from the log's PEM keys. */
@@ -76,23 +113,14 @@ export async function checkReceipt(
   proof: InclusionProof,
   keys: Map<string, CryptoKey> | null,
 ): Promise<ReceiptChecks> {
-  const receipt = JSON.parse(new TextDecoder().decode(fromBase64(receiptText))) as {
-    sequence: number;
-    record_hash: string;
-    key_id: string;
-    signature: string;
-  };
+  const receipt = JSON.parse(new TextDecoder().decode(fromBase64(receiptText))) as Receipt;
+  const signedText = await receiptSignedText(receipt);
   const c = proof.checkpoint;
   return {
     inclusion: await inclusionHolds(proof),
     receipt_matches_log: receipt.sequence === proof.sequence && receipt.record_hash === proof.record_hash,
     receipt_signature: keys
-      ? await signed(
-          keys,
-          receipt.key_id,
-          ['airlock.audit.v2.receipt', receipt.sequence, receipt.record_hash].join('\n'),
-          receipt.signature,
-        )
+      ? signedText !== undefined && (await signed(keys, receipt.key_id, signedText, receipt.signature))
       : null,
     checkpoint_signature: keys
       ? await signed(
