@@ -1,6 +1,6 @@
 // Authorise-and-append throughput of auth-audit against real PostgreSQL, over gRPC.
 //
-//   npm run build && node bench/audit-throughput.mjs [--callers 200] [--seconds 10] [--rate 2000]
+//   npm run build && node bench/audit-throughput.mjs [--callers 200] [--seconds 10] [--rate 2000] [--loops closed,open]
 //     [--service apps/auth-audit/dist/main.js]   (another build, e.g. main's, to compare back to back)
 //
 // Starts the built service (apps/auth-audit/dist/main.js) as its own process on a fresh database, then:
@@ -29,6 +29,7 @@ const { values: args } = parseArgs({
     keys: { type: 'string', default: '20' },
     channels: { type: 'string', default: '4' },
     service: { type: 'string', default: 'apps/auth-audit/dist/main.js' },
+    loops: { type: 'string', default: 'closed,open' },
   },
 });
 const CALLERS = Number(args.callers);
@@ -166,7 +167,28 @@ async function cpuSeconds(pid) {
   }
 }
 
+/** CPU seconds of every local PostgreSQL process (0 processes: a remote server, reported as null). */
+async function postgresCpuSeconds() {
+  const { readdir } = await import('node:fs/promises');
+  let total = 0;
+  let found = 0;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      if (!/^\d+ \((postgres|postmaster)\)/.test(stat)) continue;
+      const fields = stat.split(') ')[1].split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / 100;
+      found += 1;
+    } catch {
+      // the process ended
+    }
+  }
+  return found > 0 ? total : NaN;
+}
+
 async function measured(pid, run) {
+  const databaseBefore = await postgresCpuSeconds();
   const serviceBefore = await cpuSeconds(pid);
   const clientBefore = process.cpuUsage();
   const batchesBefore = await scrapeBatches();
@@ -179,6 +201,8 @@ async function measured(pid, run) {
     ...batchStats(batchesBefore, await scrapeBatches()),
     serviceCpuPercent: Math.round((((await cpuSeconds(pid)) - serviceBefore) / wall) * 100),
     benchClientCpuPercent: Math.round(((client.user + client.system) / 1e6 / wall) * 100),
+    // Local servers only; a backend that ended during the run is not counted (connections stay open here).
+    databaseCpuPercent: Math.round((((await postgresCpuSeconds()) - databaseBefore) / wall) * 100) || null,
   };
 }
 
@@ -282,9 +306,10 @@ async function main() {
       loadAverageBefore: loadavg().map((value) => Number(value.toFixed(2))),
       node: process.version,
     };
-    const closed = await measured(service.pid, () => closedLoop(pool, keys));
+    const loops = new Set(args.loops.split(','));
+    const closed = loops.has('closed') ? await measured(service.pid, () => closedLoop(pool, keys)) : null;
     await sleep(1000);
-    const open = await measured(service.pid, () => openLoop(pool, keys));
+    const open = loops.has('open') ? await measured(service.pid, () => openLoop(pool, keys)) : null;
     const verify = await call(pool[0], 'VerifyAuditChain', { credential: ADMIN_KEY });
     const result = {
       time: new Date().toISOString(),
