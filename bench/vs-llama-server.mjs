@@ -563,6 +563,10 @@ try {
           'max',
         ]);
       }
+    } catch (error) {
+      // What the services said last (warn and above), to tell a refusal from a crash.
+      for (const child of children) console.error(`--- ${child.label} stderr (tail)\n${child.stderrTail()}`);
+      throw error;
     } finally {
       await stopAll();
       await airlock.dropDatabase();
