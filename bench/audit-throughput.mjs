@@ -1,6 +1,6 @@
 // Authorise-and-append throughput of auth-audit against real PostgreSQL, over gRPC.
 //
-//   npm run build && node bench/audit-throughput.mjs [--callers 200] [--seconds 10] [--rate 2000] [--loops closed,open]
+//   npm run build && node bench/audit-throughput.mjs [--callers 200] [--seconds 10] [--rate 2000] [--loops closed,open,single]
 //     [--service apps/auth-audit/dist/main.js]   (another build, e.g. main's, to compare back to back)
 //
 // Starts the built service (apps/auth-audit/dist/main.js) as its own process on a fresh database, then:
@@ -215,14 +215,14 @@ function batchStats(before, after) {
   };
 }
 
-async function closedLoop(pool, keys) {
+async function closedLoop(pool, keys, callers = CALLERS) {
   const latencies = [];
   let errors = 0;
   let denied = 0;
   const deadline = performance.now() + SECONDS * 1000;
   const started = performance.now();
   await Promise.all(
-    Array.from({ length: CALLERS }, async (_, caller) => {
+    Array.from({ length: callers }, async (_, caller) => {
       const client = pool[caller % pool.length];
       const key = keys[caller % keys.length];
       while (performance.now() < deadline) {
@@ -310,6 +310,8 @@ async function main() {
     const closed = loops.has('closed') ? await measured(service.pid, () => closedLoop(pool, keys)) : null;
     await sleep(1000);
     const open = loops.has('open') ? await measured(service.pid, () => openLoop(pool, keys)) : null;
+    // One caller, back to back: the audit's share of a lone client's latency (decision and durable record).
+    const single = loops.has('single') ? await measured(service.pid, () => closedLoop(pool, keys, 1)) : null;
     const verify = await call(pool[0], 'VerifyAuditChain', { credential: ADMIN_KEY });
     const result = {
       time: new Date().toISOString(),
@@ -321,6 +323,7 @@ async function main() {
       conditions,
       closedLoop: closed,
       openLoop: open,
+      singleCaller: single,
       chain: { ok: verify.ok, records: verify.recordsChecked },
     };
     console.log(JSON.stringify(result, null, 2));
