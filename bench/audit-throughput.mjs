@@ -1,6 +1,6 @@
 // Authorise-and-append throughput of auth-audit against real PostgreSQL, over gRPC.
 //
-//   npm run build && node bench/audit-throughput.mjs [--callers 200] [--seconds 10] [--rate 2000] [--loops closed,open,single]
+//   npm run build && node bench/audit-throughput.mjs [--callers 200] [--seconds 10] [--rate 2000] [--loops closed,open,single,mixed]
 //     [--service apps/auth-audit/dist/main.js]   (another build, e.g. main's, to compare back to back)
 //
 // Starts the built service (apps/auth-audit/dist/main.js) as its own process on a fresh database, then:
@@ -240,6 +240,48 @@ async function closedLoop(pool, keys, callers = CALLERS) {
   return summary(latencies, (performance.now() - started) / 1000, errors, denied);
 }
 
+/**
+ * One caller, each Authorize sent together with the previous request's Complete, as the gateway sends a held
+ * completion with the next Authorize: the Authorize's latency when settlements share the appender with it.
+ */
+async function mixedSingle(pool, keys) {
+  const latencies = [];
+  let errors = 0;
+  let denied = 0;
+  let previous;
+  const completions = [];
+  const deadline = performance.now() + SECONDS * 1000;
+  const started = performance.now();
+  while (performance.now() < deadline) {
+    const next = request(keys[0]);
+    const t0 = performance.now();
+    const authorized = call(pool[0], 'Authorize', next);
+    if (previous) {
+      completions.push(
+        call(pool[0], 'Complete', {
+          requestId: previous,
+          outcome: 'OUTCOME_SUCCEEDED',
+          statusCode: 200,
+          promptTokens: 5,
+          completionTokens: 1,
+          latencyMs: 5,
+          worker: 'bench',
+        }).catch(() => (errors += 1)),
+      );
+    }
+    try {
+      const answer = await authorized;
+      if (!answer.allowed) denied += 1;
+      latencies.push(performance.now() - t0);
+      previous = next.requestId;
+    } catch {
+      errors += 1;
+    }
+  }
+  await Promise.all(completions);
+  return summary(latencies, (performance.now() - started) / 1000, errors, denied);
+}
+
 async function openLoop(pool, keys) {
   const latencies = [];
   let errors = 0;
@@ -312,6 +354,7 @@ async function main() {
     const open = loops.has('open') ? await measured(service.pid, () => openLoop(pool, keys)) : null;
     // One caller, back to back: the audit's share of a lone client's latency (decision and durable record).
     const single = loops.has('single') ? await measured(service.pid, () => closedLoop(pool, keys, 1)) : null;
+    const mixed = loops.has('mixed') ? await measured(service.pid, () => mixedSingle(pool, keys)) : null;
     const verify = await call(pool[0], 'VerifyAuditChain', { credential: ADMIN_KEY });
     const result = {
       time: new Date().toISOString(),
@@ -324,6 +367,7 @@ async function main() {
       closedLoop: closed,
       openLoop: open,
       singleCaller: single,
+      singleCallerWithCompletions: mixed,
       chain: { ok: verify.ok, records: verify.recordsChecked },
     };
     console.log(JSON.stringify(result, null, 2));

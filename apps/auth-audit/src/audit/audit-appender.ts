@@ -40,6 +40,8 @@ interface Pending {
   op: BatchOp;
   resolve: (result: BatchResult) => void;
   reject: (error: unknown) => void;
+  /** performance.now() when it was queued. */
+  queuedAt: number;
   /** Told an Authorize's decision once, before its record commits (cleared when told). */
   onDecided?: (decision: AuthorizeDecision) => void;
 }
@@ -84,6 +86,9 @@ interface KnownChain {
   ownSince: number;
   writes: { before: number }[];
 }
+
+/** The longest a Complete, interrupt or usage op waits while admission batches go before it. */
+const SETTLEMENT_MAX_WAIT_MS = 50;
 
 /** Own writes remembered; a read older than all of them cannot be checked and takes the locked path. */
 const REMEMBERED_WRITES = 64;
@@ -165,7 +170,7 @@ export class AuditAppender {
   private submit(op: BatchOp, onDecided?: Pending['onDecided']): Promise<BatchResult> {
     if (this.closed) return Promise.reject(new DatabaseUnavailableError());
     return new Promise<BatchResult>((resolve, reject) => {
-      this.queue.push({ op, resolve, reject, onDecided });
+      this.queue.push({ op, resolve, reject, onDecided, queuedAt: performance.now() });
       this.startBatches();
     }).then((result) => {
       if (result instanceof AuthAuditError) throw result;
@@ -200,13 +205,20 @@ export class AuditAppender {
   }
 
   /**
-   * Everything queued, up to the batch size; pipelined, only ops of the same class as the first (admissions,
-   * or ops that settle a request), each class in arrival order. Ops of one request never meet in the queue:
+   * Everything queued, up to the batch size; pipelined, only ops of one class (admissions, or ops that
+   * settle a request), each class in arrival order. Ops of one request never meet in the queue:
    * its Complete and usage come after its Authorize was decided, so its batch has already been started.
    */
   private nextBatch(): Pending[] {
     if (!this.options.pipelined) return this.queue.splice(0, this.options.maxBatchSize);
-    const admissions = isAdmission(this.queue[0].op);
+    // Admissions first: a client waits on them, while a settlement's client already has its answer. The
+    // gateway sends a held completion together with the next Authorize, and a settlement batch (the locked
+    // path, many round trips) started first would delay that Authorize by its whole transaction. A
+    // settlement waits no longer than SETTLEMENT_MAX_WAIT_MS behind admissions.
+    const oldestSettlement = this.queue.find((pending) => !isAdmission(pending.op));
+    const admissions =
+      this.queue.some((pending) => isAdmission(pending.op)) &&
+      !(oldestSettlement && performance.now() - oldestSettlement.queuedAt > SETTLEMENT_MAX_WAIT_MS);
     const batch: Pending[] = [];
     const rest: Pending[] = [];
     for (const pending of this.queue) {

@@ -39,6 +39,141 @@ export interface UsageReport {
   completionTokens: number;
 }
 
+/** The allowed request record a settlement refers to: who asked, for which model. */
+export interface RequestOrigin {
+  principalId: string;
+  principalKind: string;
+  tenant: string;
+  role: string;
+  action: string;
+  model: string;
+}
+
+/** Everything a settlement batch reads about its requests (SettlementState.read). */
+export interface SettlementState {
+  /** The allowed request record of each id (the latest, should an id repeat). */
+  origins: Map<string, RequestOrigin>;
+  open: Map<string, OpenRequest>;
+  /** Closed requests still kept: what they were charged, so a later report adds only its excess. */
+  closed: Map<string, ClosedRequest>;
+  /** Completion records already written (a retried Complete, a swept one): the last per id. */
+  completions: Map<string, { sequence: number; outcome: string }>;
+  reported: Map<string, ReportedUsage>;
+}
+
+interface SettlementRows {
+  origins: {
+    request_id: string;
+    principal_id: string;
+    principal_kind: string;
+    tenant: string;
+    role: string;
+    action: string;
+    model: string;
+  }[];
+  requests: {
+    request_id: string;
+    opened_at: string;
+    lease_until: string;
+    subjects: string;
+    reserved_tokens: number;
+    closed_at: string | null;
+    charged_prompt_tokens: number;
+    charged_completion_tokens: number;
+  }[];
+  reports: UsageReportRow[];
+  completions: { request_id: string; sequence: number; outcome: string }[];
+}
+
+interface UsageReportRow {
+  request_id: string;
+  generation_id: string;
+  worker: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
+/**
+ * Reads a settlement batch's requests in one round trip (it ran as five queries under the head lock, each a
+ * round trip that every Authorize behind the batch waited for): their origins, their bookkeeping rows
+ * (locked), the usage workers reported and, for `completeIds`, completion records already written.
+ */
+export async function readSettlementState(
+  trx: Db,
+  requestIds: string[],
+  completeIds: string[],
+): Promise<SettlementState> {
+  const state: SettlementState = {
+    origins: new Map(),
+    open: new Map(),
+    closed: new Map(),
+    completions: new Map(),
+    reported: new Map(),
+  };
+  if (requestIds.length === 0) return state;
+  const ids = [...new Set(requestIds)];
+  const { rows } = await sql<SettlementRows>`select
+      (select coalesce(json_agg(r order by r.sequence desc), '[]'::json) from (
+        select request_id, principal_id, principal_kind, tenant, role, action, model, sequence
+        from audit_records
+        where kind = 'request' and outcome = 'allowed' and request_id = any(${ids}::text[])) r) as origins,
+      (select coalesce(json_agg(o), '[]'::json) from (
+        select request_id, opened_at, lease_until, subjects, reserved_tokens, closed_at,
+          charged_prompt_tokens, charged_completion_tokens
+        from audit_open_requests where request_id = any(${ids}::text[]) for update) o) as requests,
+      (select coalesce(json_agg(u), '[]'::json) from (
+        select request_id, generation_id, worker, prompt_tokens, completion_tokens
+        from audit_worker_usage where request_id = any(${ids}::text[])) u) as reports,
+      (select coalesce(json_agg(c order by c.sequence), '[]'::json) from (
+        select request_id, sequence, outcome from audit_records
+        where kind = 'completion' and request_id = any(${[...new Set(completeIds)]}::text[])) c) as completions
+    `.execute(trx);
+  const found = rows[0];
+  for (const row of found.origins) {
+    if (state.origins.has(row.request_id)) continue;
+    state.origins.set(row.request_id, {
+      principalId: row.principal_id,
+      principalKind: row.principal_kind,
+      tenant: row.tenant,
+      role: row.role,
+      action: row.action,
+      model: row.model,
+    });
+  }
+  for (const row of found.requests) {
+    const subjects = JSON.parse(row.subjects) as string[];
+    if (row.closed_at === null) {
+      state.open.set(row.request_id, {
+        requestId: row.request_id,
+        openedAt: new Date(row.opened_at),
+        leaseUntil: new Date(row.lease_until),
+        subjects,
+        reservedTokens: Number(row.reserved_tokens),
+      });
+    } else {
+      state.closed.set(row.request_id, {
+        requestId: row.request_id,
+        openedAt: new Date(row.opened_at),
+        subjects,
+        chargedPromptTokens: Number(row.charged_prompt_tokens),
+        chargedCompletionTokens: Number(row.charged_completion_tokens),
+      });
+    }
+  }
+  for (const row of found.reports) {
+    addReport(state.reported, {
+      requestId: row.request_id,
+      generationId: row.generation_id,
+      worker: row.worker,
+      promptTokens: Number(row.prompt_tokens),
+      completionTokens: Number(row.completion_tokens),
+    });
+  }
+  for (const row of found.completions)
+    state.completions.set(row.request_id, { sequence: Number(row.sequence), outcome: row.outcome });
+  return state;
+}
+
 /** What a request has been charged once its record is written (its row is then closed). */
 export interface ChargedUsage {
   requestId: string;
@@ -67,51 +202,6 @@ export const openRequestsRepository = {
       // Request ids are issued by the gateway (UUIDs); a repeat must not fail the batch it shares.
       .onConflict((oc) => oc.column('request_id').doNothing())
       .execute();
-  },
-
-  async find(trx: Db, requestIds: string[]): Promise<Map<string, OpenRequest>> {
-    const found = new Map<string, OpenRequest>();
-    if (requestIds.length === 0) return found;
-    const rows = await trx
-      .selectFrom('audit_open_requests')
-      .selectAll()
-      .where('request_id', 'in', [...new Set(requestIds)])
-      .where('closed_at', 'is', null)
-      .forUpdate()
-      .execute();
-    for (const row of rows) {
-      found.set(row.request_id, {
-        requestId: row.request_id,
-        openedAt: row.opened_at,
-        leaseUntil: row.lease_until,
-        subjects: JSON.parse(row.subjects) as string[],
-        reservedTokens: row.reserved_tokens,
-      });
-    }
-    return found;
-  },
-
-  /** Closed requests still kept (locked): what they were charged, so a later report adds only its excess. */
-  async findClosed(trx: Db, requestIds: string[]): Promise<Map<string, ClosedRequest>> {
-    const found = new Map<string, ClosedRequest>();
-    if (requestIds.length === 0) return found;
-    const rows = await trx
-      .selectFrom('audit_open_requests')
-      .selectAll()
-      .where('request_id', 'in', [...new Set(requestIds)])
-      .where('closed_at', 'is not', null)
-      .forUpdate()
-      .execute();
-    for (const row of rows) {
-      found.set(row.request_id, {
-        requestId: row.request_id,
-        openedAt: row.opened_at,
-        subjects: JSON.parse(row.subjects) as string[],
-        chargedPromptTokens: Number(row.charged_prompt_tokens),
-        chargedCompletionTokens: Number(row.charged_completion_tokens),
-      });
-    }
-    return found;
   },
 
   /**
@@ -185,44 +275,6 @@ export const openRequestsRepository = {
       )
       .onConflict((oc) => oc.columns(['request_id', 'generation_id']).doNothing())
       .execute();
-  },
-
-  async reportedUsage(trx: Db, requestIds: string[]): Promise<Map<string, ReportedUsage>> {
-    const usage = new Map<string, ReportedUsage>();
-    if (requestIds.length === 0) return usage;
-    const rows = await trx
-      .selectFrom('audit_worker_usage')
-      .select(['request_id', 'generation_id', 'worker', 'prompt_tokens', 'completion_tokens'])
-      .where('request_id', 'in', [...new Set(requestIds)])
-      .execute();
-    for (const row of rows) {
-      addReport(usage, {
-        requestId: row.request_id,
-        generationId: row.generation_id,
-        worker: row.worker,
-        promptTokens: row.prompt_tokens,
-        completionTokens: row.completion_tokens,
-      });
-    }
-    return usage;
-  },
-
-  /** Completion records already written for these requests (a retried Complete, a swept one). */
-  async completions(
-    trx: Db,
-    requestIds: string[],
-  ): Promise<Map<string, { sequence: number; outcome: string }>> {
-    const found = new Map<string, { sequence: number; outcome: string }>();
-    if (requestIds.length === 0) return found;
-    const rows = await trx
-      .selectFrom('audit_records')
-      .select(['request_id', 'sequence', 'outcome'])
-      .where('kind', '=', 'completion')
-      .where('request_id', 'in', [...new Set(requestIds)])
-      .orderBy('sequence')
-      .execute();
-    for (const row of rows) found.set(row.request_id, { sequence: row.sequence, outcome: row.outcome });
-    return found;
   },
 };
 

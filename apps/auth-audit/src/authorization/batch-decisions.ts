@@ -14,7 +14,9 @@ import { AuthAuditError, notFound } from '../errors.js';
 import {
   addReport,
   openRequestsRepository,
+  readSettlementState,
   type OpenRequest,
+  type RequestOrigin,
   type ReportedUsage,
   type UsageReport,
 } from '../audit/open-requests.repository.js';
@@ -126,15 +128,6 @@ export interface CompleteResult {
 export type BatchResult = AuthorizeDecision | CompleteResult | AuthAuditError;
 
 type Db = Kysely<AuthAuditDatabase>;
-
-interface RequestOrigin {
-  principalId: string;
-  principalKind: string;
-  tenant: string;
-  role: string;
-  action: string;
-  model: string;
-}
 
 /** The outcome of a locked batch: its results, the records it appended and the quota ledger it committed. */
 export interface LockedBatch {
@@ -301,17 +294,16 @@ export async function runBatch(
     ...usageOps.map((op) => op.report.requestId),
   ];
 
-  const origins = await findRequestOrigins(trx, settlingIds);
-  const open = await openRequestsRepository.find(trx, settlingIds);
-  // Closed already (its record is written): what it was charged, so a later report adds only its excess.
-  const closedRows = await openRequestsRepository.findClosed(
+  const settling = await readSettlementState(
     trx,
-    settlingIds.filter((id) => !open.has(id)),
+    settlingIds,
+    completeOps.map((op) => op.requestId),
   );
+  const { origins, open, reported } = settling;
+  // Closed already (its record is written): what it was charged, so a later report adds only its excess.
+  const closedRows = settling.closed;
   // A Complete without an open request is a retry of one already committed, or comes after a sweep.
-  const unopened = completeOps.filter((op) => !open.has(op.requestId)).map((op) => op.requestId);
-  const written = await openRequestsRepository.completions(trx, unopened);
-  const reported = await openRequestsRepository.reportedUsage(trx, settlingIds);
+  const written = new Map([...settling.completions].filter(([id]) => !open.has(id)));
 
   // Tenants named by completed requests, when not already loaded with a key or token.
   const moreTenantIds = new Set<string>();
@@ -561,32 +553,6 @@ function originSubjects(origin: RequestOrigin): string[] {
   if (origin.principalId.startsWith('key:')) subjects.push(origin.principalId);
   if (origin.tenant) subjects.push(`tenant:${origin.tenant}`);
   return subjects;
-}
-
-/** The allowed request record each Complete refers to (the latest, should an id repeat). */
-async function findRequestOrigins(trx: Db, requestIds: string[]): Promise<Map<string, RequestOrigin>> {
-  const origins = new Map<string, RequestOrigin>();
-  if (requestIds.length === 0) return origins;
-  const rows = await trx
-    .selectFrom('audit_records')
-    .select(['request_id', 'principal_id', 'principal_kind', 'tenant', 'role', 'action', 'model', 'sequence'])
-    .where('kind', '=', 'request')
-    .where('outcome', '=', 'allowed')
-    .where('request_id', 'in', [...new Set(requestIds)])
-    .orderBy('sequence', 'desc')
-    .execute();
-  for (const row of rows) {
-    if (origins.has(row.request_id)) continue;
-    origins.set(row.request_id, {
-      principalId: row.principal_id,
-      principalKind: row.principal_kind,
-      tenant: row.tenant,
-      role: row.role,
-      action: row.action,
-      model: row.model,
-    });
-  }
-  return origins;
 }
 
 function authorizeDraft(
