@@ -115,9 +115,11 @@ export async function authorizeRequest(
     reserveTokens: admission.reserveTokens ?? 0,
     endUser: admission.endUser ?? '',
   };
-  // Held completion records go out with this Authorize: one group commit in auth-audit for both.
+  const authorizing = auth.authorizeEarly(input);
+  // Held completion records go out with this Authorize and just after it: auth-audit commits them in one
+  // batch (PGlite) or right behind it (PostgreSQL), never in front of the request a client waits on.
   admission.recorder?.sendHeld();
-  const early = await auth.authorizeEarly(input).catch((error: unknown) => {
+  const early = await authorizing.catch((error: unknown) => {
     fileTimeout(error, request.id, model, startedAt, admission.recorder);
     throw error;
   });
