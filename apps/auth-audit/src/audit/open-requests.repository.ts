@@ -1,5 +1,11 @@
-import { sql, type Kysely } from 'kysely';
-import type { AuthAuditDatabase } from '../database/database-schema.js';
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type {
+  AuditRecordsTable,
+  AuthAuditDatabase,
+  OpenRequestsTable,
+  WorkerUsageTable,
+} from '../database/database-schema.js';
+import type { UsageOrigin } from './usage-settlement.js';
 
 type Db = Kysely<AuthAuditDatabase>;
 
@@ -40,14 +46,7 @@ export interface UsageReport {
 }
 
 /** The allowed request record a settlement refers to: who asked, for which model. */
-export interface RequestOrigin {
-  principalId: string;
-  principalKind: string;
-  tenant: string;
-  role: string;
-  action: string;
-  model: string;
-}
+export type RequestOrigin = UsageOrigin;
 
 /** Everything a settlement batch reads about its requests (SettlementState.read). */
 export interface SettlementState {
@@ -61,36 +60,21 @@ export interface SettlementState {
   reported: Map<string, ReportedUsage>;
 }
 
+/** The statement's four JSON arrays (timestamps arrive as ISO text). */
 interface SettlementRows {
-  origins: {
-    request_id: string;
-    principal_id: string;
-    principal_kind: string;
-    tenant: string;
-    role: string;
-    action: string;
-    model: string;
-  }[];
-  requests: {
-    request_id: string;
-    opened_at: string;
-    lease_until: string;
-    subjects: string;
-    reserved_tokens: number;
-    closed_at: string | null;
-    charged_prompt_tokens: number;
-    charged_completion_tokens: number;
-  }[];
-  reports: UsageReportRow[];
+  origins: Pick<
+    AuditRecordsTable,
+    'request_id' | 'principal_id' | 'principal_kind' | 'tenant' | 'role' | 'action' | 'model'
+  >[];
+  requests: (Pick<
+    Selectable<OpenRequestsTable>,
+    'request_id' | 'subjects' | 'reserved_tokens' | 'charged_prompt_tokens' | 'charged_completion_tokens'
+  > & { opened_at: string; lease_until: string; closed_at: string | null })[];
+  reports: Pick<
+    Selectable<WorkerUsageTable>,
+    'request_id' | 'generation_id' | 'worker' | 'prompt_tokens' | 'completion_tokens'
+  >[];
   completions: { request_id: string; sequence: number; outcome: string }[];
-}
-
-interface UsageReportRow {
-  request_id: string;
-  generation_id: string;
-  worker: string;
-  prompt_tokens: number;
-  completion_tokens: number;
 }
 
 /**
