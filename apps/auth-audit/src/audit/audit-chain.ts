@@ -14,8 +14,9 @@ export interface ChainHead {
 const INSERT_CHUNK = 500;
 
 /**
- * Appends records to the hash chain inside the caller's transaction. The chain head row is locked first,
- * so appends from every replica take their turn; sequence numbers and hashes are computed here, in order.
+ * Appends records to the hash chain inside the caller's transaction. The chain head row is locked first (or
+ * already was, by the caller), so appends from every replica take their turn; sequence numbers and hashes
+ * are computed here, in order.
  * The last INSERT also moves the head and, when given, writes the batch's new quota totals: one round trip
  * for all three.
  */
@@ -24,17 +25,21 @@ export async function appendToChain(
   drafts: AuditRecordDraft[],
   time: Date,
   quotaTotals: Insertable<QuotaCountersTable>[] = [],
+  /** The head as this transaction already locked it (readSettlementState); read and locked here if not. */
+  lockedHead?: ChainHead,
 ): Promise<AuditRecordRow[]> {
   if (drafts.length === 0) {
     await saveQuotaTotals(trx, quotaTotals);
     return [];
   }
-  const head = await trx
-    .selectFrom('audit_chain_head')
-    .select(['sequence', 'hash'])
-    .where('id', '=', 1)
-    .forUpdate()
-    .executeTakeFirstOrThrow();
+  const head =
+    lockedHead ??
+    (await trx
+      .selectFrom('audit_chain_head')
+      .select(['sequence', 'hash'])
+      .where('id', '=', 1)
+      .forUpdate()
+      .executeTakeFirstOrThrow());
   const rows = chainRecords(head, drafts, time);
   const { sequence, hash: prevHash } = rows.at(-1)!;
   const lastChunk = Math.floor((rows.length - 1) / INSERT_CHUNK) * INSERT_CHUNK;

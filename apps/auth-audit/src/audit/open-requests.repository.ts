@@ -3,8 +3,11 @@ import type {
   AuditRecordsTable,
   AuthAuditDatabase,
   OpenRequestsTable,
+  TenantsTable,
   WorkerUsageTable,
 } from '../database/database-schema.js';
+import { tenantFromRow, type Tenant } from '../tenants/tenant.repository.js';
+import type { ChainHead } from './audit-chain.js';
 import type { UsageOrigin } from './usage-settlement.js';
 
 type Db = Kysely<AuthAuditDatabase>;
@@ -58,9 +61,13 @@ export interface SettlementState {
   /** Completion records already written (a retried Complete, a swept one): the last per id. */
   completions: Map<string, { sequence: number; outcome: string }>;
   reported: Map<string, ReportedUsage>;
+  /** The tenants the origins name. */
+  tenants: Map<string, Tenant>;
+  /** The chain head, locked (undefined when there was nothing to read): appendToChain extends it. */
+  head?: ChainHead;
 }
 
-/** The statement's four JSON arrays (timestamps arrive as ISO text). */
+/** The statement's JSON arrays and the head (timestamps arrive as ISO text). */
 interface SettlementRows {
   origins: Pick<
     AuditRecordsTable,
@@ -75,12 +82,19 @@ interface SettlementRows {
     'request_id' | 'generation_id' | 'worker' | 'prompt_tokens' | 'completion_tokens'
   >[];
   completions: { request_id: string; sequence: number; outcome: string }[];
+  tenants: (Omit<Selectable<TenantsTable>, 'created_at' | 'updated_at'> & {
+    created_at: string;
+    updated_at: string;
+  })[];
+  head: ChainHead;
 }
 
 /**
- * Reads a settlement batch's requests in one round trip (it ran as five queries under the head lock, each a
- * round trip that every Authorize behind the batch waited for): their origins, their bookkeeping rows
- * (locked), the usage workers reported and, for `completeIds`, completion records already written.
+ * Reads a settlement batch's requests in one round trip (it ran as seven queries under the head lock, each a
+ * round trip that every Authorize behind the batch waited for): their origins and tenants, their bookkeeping
+ * rows (locked), the usage workers reported, for `completeIds` the completion records already written, and
+ * the chain head (locked: the batch appends to it, and takes the head before the counters, as a pipelined
+ * write does).
  */
 export async function readSettlementState(
   trx: Db,
@@ -93,6 +107,7 @@ export async function readSettlementState(
     closed: new Map(),
     completions: new Map(),
     reported: new Map(),
+    tenants: new Map(),
   };
   if (requestIds.length === 0) return state;
   const ids = [...new Set(requestIds)];
@@ -110,7 +125,12 @@ export async function readSettlementState(
         from audit_worker_usage where request_id = any(${ids}::text[])) u) as reports,
       (select coalesce(json_agg(c order by c.sequence), '[]'::json) from (
         select request_id, sequence, outcome from audit_records
-        where kind = 'completion' and request_id = any(${[...new Set(completeIds)]}::text[])) c) as completions
+        where kind = 'completion' and request_id = any(${[...new Set(completeIds)]}::text[])) c) as completions,
+      (select coalesce(json_agg(t), '[]'::json) from tenants t where t.id in (
+        select tenant from audit_records
+        where kind = 'request' and outcome = 'allowed' and request_id = any(${ids}::text[]))) as tenants,
+      (select row_to_json(h) from (
+        select sequence, hash from audit_chain_head where id = 1 for update) h) as head
     `.execute(trx);
   const found = rows[0];
   for (const row of found.origins) {
@@ -155,6 +175,13 @@ export async function readSettlementState(
   }
   for (const row of found.completions)
     state.completions.set(row.request_id, { sequence: Number(row.sequence), outcome: row.outcome });
+  for (const row of found.tenants) {
+    state.tenants.set(
+      row.id,
+      tenantFromRow({ ...row, created_at: new Date(row.created_at), updated_at: new Date(row.updated_at) }),
+    );
+  }
+  state.head = { sequence: Number(found.head.sequence), hash: found.head.hash };
   return state;
 }
 

@@ -306,11 +306,7 @@ export async function runBatch(
   const written = new Map([...settling.completions].filter(([id]) => !open.has(id)));
 
   // Tenants named by completed requests, when not already loaded with a key or token.
-  const moreTenantIds = new Set<string>();
-  for (const origin of origins.values()) if (origin.tenant) moreTenantIds.add(origin.tenant);
-  for (const id of tenants.keys()) moreTenantIds.delete(id);
-  for (const [id, tenant] of await tenantRepository.findByIds(trx, [...moreTenantIds]))
-    tenants.set(id, tenant);
+  for (const [id, tenant] of settling.tenants) if (!tenants.has(id)) tenants.set(id, tenant);
 
   for (const id of settlingIds) {
     const origin = origins.get(id);
@@ -446,7 +442,7 @@ export async function runBatch(
   await openRequestsRepository.open(trx, opened);
   await openRequestsRepository.insertReports(trx, newReports, now);
   await openRequestsRepository.saveCharges(trx, [...charges.values()], now);
-  const rows = await appendToChain(trx, drafts, now, ledger.changedTotals());
+  const rows = await appendToChain(trx, drafts, now, ledger.changedTotals(), settling.head);
   settleResults(results, resultIndexOfDraft, rows);
   return { results, first: rows[0], head: rows.at(-1), ledger };
 }
