@@ -11,7 +11,7 @@
 // record appended to the hash chain and committed before the answer. Results go to stdout and
 // bench/results/audit-throughput-<time>.json.
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -157,11 +157,16 @@ async function scrapeBatches() {
   };
 }
 
+/** utime + stime of a /proc/<pid>/stat line, in seconds. */
+function statCpuSeconds(stat) {
+  const fields = stat.split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** CPU seconds used so far by a process (Linux /proc), to report how busy the service was. */
 async function cpuSeconds(pid) {
   try {
-    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return statCpuSeconds(await readFile(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return NaN;
   }
@@ -169,7 +174,6 @@ async function cpuSeconds(pid) {
 
 /** CPU seconds of every local PostgreSQL process (0 processes: a remote server, reported as null). */
 async function postgresCpuSeconds() {
-  const { readdir } = await import('node:fs/promises');
   let total = 0;
   let found = 0;
   for (const entry of await readdir('/proc')) {
@@ -177,8 +181,7 @@ async function postgresCpuSeconds() {
     try {
       const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
       if (!/^\d+ \((postgres|postmaster)\)/.test(stat)) continue;
-      const fields = stat.split(') ')[1].split(' ');
-      total += (Number(fields[11]) + Number(fields[12])) / 100;
+      total += statCpuSeconds(stat);
       found += 1;
     } catch {
       // the process ended

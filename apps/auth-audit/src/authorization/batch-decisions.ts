@@ -1,4 +1,3 @@
-import type { ReceiptEntry } from '../audit/receipts.js';
 import type { Kysely } from 'kysely';
 import type { AuthAuditDatabase } from '../database/database-schema.js';
 import { roleMayPerform } from '../auth/permissions.js';
@@ -8,6 +7,7 @@ import { apiKeyRepository } from '../keys/api-key.repository.js';
 import { tenantRepository, type ContentCaptureMode, type Tenant } from '../tenants/tenant.repository.js';
 import { QuotaLedger, type QuotaSubject, type RateLimitView } from '../quota/quota-ledger.js';
 import { contentAssociatedData, type ContentSealer } from '../audit/content-sealer.js';
+import type { ReceiptEntry } from '../audit/receipts.js';
 import { emptyDraft, type AuditRecordDraft, type AuditRecordRow } from '../audit/audit-record.js';
 import { appendToChain, type ChainHead } from '../audit/audit-chain.js';
 import { AuthAuditError, notFound } from '../errors.js';
@@ -299,9 +299,9 @@ export async function runBatch(
     settlingIds,
     completeOps.map((op) => op.requestId),
   );
-  const { origins, open, reported } = settling;
-  // Closed already (its record is written): what it was charged, so a later report adds only its excess.
-  const closedRows = settling.closed;
+  // closedRows: closed already (its record is written), what it was charged, so a later report adds only
+  // its excess.
+  const { origins, open, reported, closed: closedRows } = settling;
   // A Complete without an open request is a retry of one already committed, or comes after a sweep.
   const written = new Map([...settling.completions].filter(([id]) => !open.has(id)));
 
