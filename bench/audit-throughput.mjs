@@ -11,7 +11,7 @@
 // record appended to the hash chain and committed before the answer. Results go to stdout and
 // bench/results/audit-throughput-<time>.json.
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +20,7 @@ import grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import pg from 'pg';
 import { AUDIT_PROTO_FILE, PROTO_LOADER_OPTIONS } from '@airlock/contracts';
+import { cpuSeconds, postgresCpuSeconds } from './process-cpu.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -155,39 +156,6 @@ async function scrapeBatches() {
     operations: value('airlock_audit_batch_size_sum'),
     commitSeconds: value('airlock_audit_append_seconds_sum'),
   };
-}
-
-/** utime + stime of a /proc/<pid>/stat line, in seconds. */
-function statCpuSeconds(stat) {
-  const fields = stat.split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/** CPU seconds used so far by a process (Linux /proc), to report how busy the service was. */
-async function cpuSeconds(pid) {
-  try {
-    return statCpuSeconds(await readFile(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return NaN;
-  }
-}
-
-/** CPU seconds of every local PostgreSQL process (0 processes: a remote server, reported as null). */
-async function postgresCpuSeconds() {
-  let total = 0;
-  let found = 0;
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-      if (!/^\d+ \((postgres|postmaster)\)/.test(stat)) continue;
-      total += statCpuSeconds(stat);
-      found += 1;
-    } catch {
-      // the process ended
-    }
-  }
-  return found > 0 ? total : NaN;
 }
 
 async function measured(pid, run) {

@@ -37,6 +37,7 @@ import { createWorkerClient } from '@airlock/contracts';
 import { writeLlamaGgufPreset } from '@airlock/gguf';
 import { findFreePort } from '@airlock/telemetry';
 import { llamaCppTools } from './llama-cpp-build.mjs';
+import { cpuByProcess, cpuPercent } from './process-cpu.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -149,7 +150,7 @@ async function startLlamaServer(tools, model) {
   ]);
   const url = `http://127.0.0.1:${port}`;
   await waitHttp(child, `${url}/health`);
-  return { name: 'llama-server', url, apiKey: 'unused', model: model.id, pids: [child.pid] };
+  return { name: 'llama-server', url, apiKey: 'unused', model: model.id, processes: { 'llama-server': child.pid } };
 }
 
 async function startAirlock(tools, model, dataDir) {
@@ -225,6 +226,8 @@ async function startAirlock(tools, model, dataDir) {
     model: model.id,
     workerAddress,
     workerOps: ports.workerOps,
+    // The worker's count includes its llama-server child (engine llama-server).
+    processes: { gateway: gateway.pid, 'auth-audit': authAudit.pid, worker: worker.pid },
     async dropDatabase() {
       if (!databaseName) return;
       const client = new pg.Client({ connectionString: args['database-url'] });
@@ -421,12 +424,23 @@ const load = () => round(loadavg()[0]);
 /** Runs `measure` on both servers for `rounds` rounds, alternating which goes first; medians of each. */
 async function interleaved(label, servers, measure, key) {
   const samples = { airlock: [], 'llama-server': [] };
+  const cpu = {};
   const loads = [];
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? servers : [...servers].reverse();
     for (const server of order) {
       loads.push(load());
+      const before = await cpuByProcess(server.processes);
+      const clientBefore = process.cpuUsage();
+      const started = performance.now();
       samples[server.name].push((await measure(server))[key]);
+      const wall = (performance.now() - started) / 1000;
+      const client = process.cpuUsage(clientBefore);
+      // Percent of one core, the last round's: who was busy while this figure was taken.
+      cpu[server.name] = {
+        ...cpuPercent(before, await cpuByProcess(server.processes), wall),
+        'bench client': Math.round(((client.user + client.system) / 1e6 / wall) * 100),
+      };
     }
   }
   const airlock = median(samples.airlock);
@@ -441,10 +455,16 @@ async function interleaved(label, servers, measure, key) {
       llamaServer: samples['llama-server'].map((x) => round(x, 1)),
     },
     loadAverage: loads,
+    cpuPercent: cpu,
   };
   console.log(
     `${label.padEnd(44)} airlock ${String(result.airlock).padStart(8)}  llama-server ${String(result.llamaServer).padStart(8)}  ratio ${result.ratio.toFixed(2)}x  (load ${Math.min(...loads)}–${Math.max(...loads)})`,
   );
+  const shares = (name) =>
+    Object.entries(cpu[name] ?? {})
+      .map(([process, percent]) => `${process} ${percent}`)
+      .join(', ');
+  console.log(`${''.padEnd(44)} CPU % of a core: airlock: ${shares('airlock')}; llama-server: ${shares('llama-server')}`);
   return result;
 }
 

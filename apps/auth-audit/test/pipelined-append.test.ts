@@ -269,6 +269,40 @@ describe('pipelined audit appends on postgres', () => {
     }
   });
 
+  it("a worker's usage report that appends nothing keeps the head known: the next Authorize still pipelines", async () => {
+    const { secret } = await running.client.createApiKey({
+      credential: running.adminKey,
+      tenant: 'default',
+      name: 'usage rhythm',
+      role: 'ROLE_USER',
+    });
+    const authorize = (id: string) =>
+      running.client.authorize({ credential: secret, action: 'ACTION_CHAT_COMPLETIONS', model: 'm', requestId: id });
+    await authorize(requestId('rhythm'));
+    const metrics = running.app.metrics;
+    const lockedBefore = await batchesOn(metrics, 'locked');
+    const pipelinedBefore = await batchesOn(metrics, 'pipelined');
+    const recordsBefore = await count(db, 'audit_records');
+    // One gateway client's rhythm: its request, the worker's report while the request is still open (settled
+    // later with its completion, so it appends no record), the next request.
+    const rounds = 3;
+    for (let round = 0; round < rounds; round += 1) {
+      const id = requestId('rhythm');
+      expect((await authorize(id)).allowed).toBe(true);
+      await running.client.reportUsage({
+        requestId: id,
+        generationId: requestId('generation'),
+        worker: 'w1',
+        promptTokens: 3,
+        completionTokens: 1,
+      });
+    }
+    expect(await count(db, 'audit_records')).toBe(recordsBefore + rounds);
+    expect((await batchesOn(metrics, 'locked')) - lockedBefore).toBe(rounds);
+    expect((await batchesOn(metrics, 'pipelined')) - pipelinedBefore).toBe(rounds);
+    expect(await running.app.verifyChain()).toMatchObject({ ok: true });
+  });
+
   const pick = (row: { sequence: number; hash: string }) => ({ sequence: row.sequence, hash: row.hash });
 
   function headed(head: { sequence: number; hash: string }, id: string): HeadedAppend {

@@ -382,9 +382,11 @@ export class AuditAppender {
       ),
     );
     stopTimer();
-    if (outcome.first && outcome.head) {
-      // Locked, the head and these counters were read as they are: the next batch may pipeline on them.
-      const before = outcome.first.sequence - 1;
+    if (outcome.head) {
+      // Locked, the head and these counters were read as they are: the next batch may pipeline on them
+      // (also after a batch that appended nothing, as a worker's usage report of a still open request:
+      // else every Authorize behind one would take the locked path).
+      const before = (outcome.first?.sequence ?? outcome.head.sequence + 1) - 1;
       this.known = {
         head: { sequence: outcome.head.sequence, hash: outcome.head.hash },
         ownSince: before,
@@ -393,7 +395,7 @@ export class AuditAppender {
       this.quotaTotals.remember(outcome.ledger.totals(), now);
     }
     this.metrics.batches.inc({ path: 'locked' });
-    this.committed(batch, outcome.results, outcome.head?.sequence ?? 0);
+    this.committed(batch, outcome.results, outcome.first ? outcome.head!.sequence : 0);
   }
 
   /** Settles the callers of a committed batch and reports the head it left (0: it appended nothing). */

@@ -132,8 +132,9 @@ type Db = Kysely<AuthAuditDatabase>;
 /** The outcome of a locked batch: its results, the records it appended and the quota ledger it committed. */
 export interface LockedBatch {
   results: BatchResult[];
-  /** The first and last record it appended (none when it appended nothing). */
+  /** The first record it appended (none when it appended nothing). */
   first?: AuditRecordRow;
+  /** The head it left: its last record, or the head it locked and left as it was (none: not read). */
   head?: ChainHead;
   ledger: QuotaLedger;
 }
@@ -444,7 +445,7 @@ export async function runBatch(
   await openRequestsRepository.saveCharges(trx, [...charges.values()], now);
   const rows = await appendToChain(trx, drafts, now, ledger.changedTotals(), settling.head);
   settleResults(results, resultIndexOfDraft, rows);
-  return { results, first: rows[0], head: rows.at(-1), ledger };
+  return { results, first: rows[0], head: rows.at(-1) ?? settling.head, ledger };
 }
 
 function usageTotal(usage: ReportedUsage | undefined): number {
