@@ -121,6 +121,45 @@ models:
     expect(inProcess.finish?.usage.promptTokens).toBe(result.finish?.usage.promptTokens);
   });
 
+  it('tokenizes short prompts in process exactly as llama-server does, long ones on llama-server', async () => {
+    const stories = runner('stories');
+    const chat = runner('chat-server');
+    const texts = [
+      'Once upon a time',
+      '',
+      ' leading space, "quotes" and\nnew lines\t',
+      'special-looking text: <s> </s> <unk> <|im_start|>user',
+      'unicode: é ü ß 猫 🙂 \u0000 end',
+    ];
+    const before = stories.tokenizedInProcess + chat.tokenizedInProcess;
+    let compared = 0;
+    for (const engine of [stories, chat]) {
+      for (const text of texts) {
+        for (const addSpecial of [true, false]) {
+          for (const parseSpecial of [true, false]) {
+            const options = { addSpecial, parseSpecial };
+            const local = await engine.tokens(text, options);
+            expect({ text, options, tokens: local }).toEqual({
+              text,
+              options,
+              tokens: await engine.serverTokens(text, options),
+            });
+            compared += 1;
+          }
+        }
+      }
+    }
+    expect(stories.tokenizedInProcess + chat.tokenizedInProcess - before).toBe(compared);
+    // A completion's prompt takes the same path; a long text goes to llama-server (the event loop stays free).
+    const counted = stories.tokenizedInProcess;
+    await worker.client.complete({ model: 'stories', prompt: 'Once', sampling: { temperature: 0, maxTokens: 1 } });
+    expect(stories.tokenizedInProcess).toBe(counted + 1);
+    const long = 'a story. '.repeat(2_000);
+    const longTokens = await stories.tokenize(long);
+    expect(stories.tokenizedInProcess).toBe(counted + 1);
+    expect(longTokens.length).toBeGreaterThan(2_000);
+  });
+
   it('stops at a stop sequence with finish reason stop', async () => {
     const result = await worker.client.complete({
       model: 'stories',

@@ -20,6 +20,7 @@ import type { GenerationOptions, ModelEngine } from './model-engine.js';
 import { MAX_EMBEDDING_INPUTS } from './model-runner.js';
 import { SlotScheduler, type SlotLease } from './slot-scheduler.js';
 import { ThroughputWindow } from './throughput-window.js';
+import type { TokenizeOptions, VocabularyTokenizer } from './vocabulary-tokenizer.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 import {
   contextExceeded,
@@ -36,6 +37,12 @@ const DEFAULT_CONTEXT_SIZE = 4096;
 const MAX_RESTART_ATTEMPTS = 6;
 /** Chat templates with reasoning or tool syntax that this engine would pass through unparsed. */
 const UNPARSED_TEMPLATE = /<\|channel\|>|<think>|<tool_call>/;
+
+/**
+ * llama-server logs ~8 info lines per request, which this worker would read and drop (it keeps only errors, to
+ * say why a child died): errors alone.
+ */
+const ERRORS_ONLY = ['--log-verbosity', '1'];
 
 type LoadState = 'MODEL_STATE_LOADING' | 'MODEL_STATE_READY' | 'MODEL_STATE_FAILED';
 
@@ -94,6 +101,10 @@ export class LlamaServerRunner implements ModelEngine {
   private decodeSeen = { steps: 0, sequences: 0 };
   /** Times the child died and was started again. */
   restarts = 0;
+  /** The model's vocabulary in this process (undefined: every text is tokenized by llama-server). */
+  private vocabulary?: VocabularyTokenizer;
+  /** Texts tokenized in this process rather than by llama-server (tests count them). */
+  tokenizedInProcess = 0;
   private readonly tokenMetrics: {
     generated: { inc(n: number): void };
     perToken: { observe(seconds: number): void };
@@ -224,7 +235,7 @@ export class LlamaServerRunner implements ModelEngine {
       throw this.engineFailure(error);
     }
     // The template's own special tokens (BOS, turn markers) are parsed as llama-server's chat endpoint does.
-    const tokens = await this.tokens(prompt, true);
+    const tokens = await this.tokens(prompt, { addSpecial: true, parseSpecial: true });
     return this.generate('chat', options, tokens, request.sampling);
   }
 
@@ -234,7 +245,7 @@ export class LlamaServerRunner implements ModelEngine {
       throw featureNotSupported('echo with logprobs (log probabilities of the prompt) is not supported');
     }
     // Prompt text is text: "<s>" written by a client is not the BOS token (as node-llama-cpp tokenizes it).
-    const tokens = await this.tokens(request.prompt, false);
+    const tokens = await this.tokens(request.prompt, { addSpecial: true, parseSpecial: false });
     const echo = request.echo && request.prompt ? request.prompt : undefined;
     return this.generate('completion', options, tokens, request.sampling, echo);
   }
@@ -281,17 +292,26 @@ export class LlamaServerRunner implements ModelEngine {
 
   async tokenize(text: string): Promise<number[]> {
     this.requireReady();
-    return (
-      await this.server
-        .json<{ tokens: number[] }>('POST', '/tokenize', {
-          content: text,
-          add_special: false,
-          parse_special: false,
-        })
-        .catch((error: unknown) => {
-          throw this.engineFailure(error);
-        })
-    ).tokens;
+    return this.tokens(text, { addSpecial: false, parseSpecial: false });
+  }
+
+  /** Tokenizes short texts in this process from now on (see VocabularyTokenizer); disposed with the runner. */
+  useVocabulary(vocabulary: VocabularyTokenizer): void {
+    this.vocabulary = vocabulary;
+  }
+
+  /** What llama-server's own /tokenize answers (long texts; tests compare it with the in-process answer). */
+  async serverTokens(text: string, { addSpecial, parseSpecial }: TokenizeOptions): Promise<number[]> {
+    try {
+      const answer = await this.server.json<{ tokens: number[] }>('POST', '/tokenize', {
+        content: text,
+        add_special: addSpecial,
+        parse_special: parseSpecial,
+      });
+      return answer.tokens;
+    } catch (error) {
+      throw this.engineFailure(error);
+    }
   }
 
   status(): ModelStatus {
@@ -329,6 +349,7 @@ export class LlamaServerRunner implements ModelEngine {
     this.scheduler.rejectWaiting(modelNotReady(this.spec.id, 'unloading'));
     await this.server.dispose();
     await this.embedder?.dispose();
+    await this.vocabulary?.dispose();
   }
 
   private embedderArgs(): string[] {
@@ -354,6 +375,7 @@ export class LlamaServerRunner implements ModelEngine {
       '--no-slots',
       '--no-webui',
       '--offline',
+      ...ERRORS_ONLY,
       ...(this.spec.gpu === 'cpu' ? ['--n-gpu-layers', '0'] : []),
     ];
   }
@@ -386,6 +408,7 @@ export class LlamaServerRunner implements ModelEngine {
       '--no-webui',
       '--jinja',
       '--offline',
+      ...ERRORS_ONLY,
     ];
     const layers = this.spec.gpu === 'cpu' ? 0 : this.spec.gpuLayers;
     if (layers === 'max') args.push('--n-gpu-layers', 'all');
@@ -430,17 +453,13 @@ export class LlamaServerRunner implements ModelEngine {
     return this.info;
   }
 
-  private async tokens(text: string, parseSpecial: boolean): Promise<number[]> {
-    try {
-      const answer = await this.server.json<{ tokens: number[] }>('POST', '/tokenize', {
-        content: text,
-        add_special: true,
-        parse_special: parseSpecial,
-      });
-      return answer.tokens;
-    } catch (error) {
-      throw this.engineFailure(error);
+  /** The text's tokens: in this process when it is short (one round trip less), else by llama-server. */
+  async tokens(text: string, options: TokenizeOptions): Promise<number[]> {
+    if (this.vocabulary?.takes(text)) {
+      this.tokenizedInProcess += 1;
+      return this.vocabulary.tokenize(text, options);
     }
+    return this.serverTokens(text, options);
   }
 
   /**

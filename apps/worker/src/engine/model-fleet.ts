@@ -6,6 +6,7 @@ import { FileDigestCache } from '../catalog/file-digest.js';
 import { ModelRefusedError, ModelVerification } from '../catalog/model-verification.js';
 import { availableCpus } from './available-cpus.js';
 import type { LlamaRuntime } from './llama-runtime.js';
+import { VocabularyTokenizer } from './vocabulary-tokenizer.js';
 import { LlamaServerRunner } from './llama-server-runner.js';
 import type { ModelEngine } from './model-engine.js';
 import { ModelRunner } from './model-runner.js';
@@ -174,7 +175,9 @@ export class ModelFleet {
     // The same verified file goes to either engine.
     if (runner instanceof LlamaServerRunner) {
       await runner.load();
-      if (runner.ready) await this.serveOnceHashed(runner, hashing, (sha256) => runner.identify(sha256));
+      if (!runner.ready) return;
+      await this.attachVocabulary(runner);
+      await this.serveOnceHashed(runner, hashing, (sha256) => runner.identify(sha256));
       return;
     }
     if (!(runner instanceof ModelRunner)) return;
@@ -192,6 +195,24 @@ export class ModelFleet {
     await runner.load(llama);
     if (!runner.ready) return;
     await this.serveOnceHashed(runner, hashing, (sha256) => runner.identify(sha256, llama));
+  }
+
+  /**
+   * The model's vocabulary in this process for the llama-server engine (node-llama-cpp's CPU binding, no
+   * weights), so that a request's prompt is tokenized without a round trip to the child. Without it llama-server
+   * tokenizes every text, as before.
+   */
+  private async attachVocabulary(runner: LlamaServerRunner): Promise<void> {
+    try {
+      const llama = await this.runtime.get('cpu');
+      const vocabulary = await llama.loadModel({ modelPath: runner.spec.path, vocabOnly: true });
+      runner.useVocabulary(new VocabularyTokenizer(vocabulary));
+    } catch (error) {
+      this.logger.warn(
+        { model: runner.spec.id, err: (error as Error).message },
+        'cannot load the vocabulary in process; llama-server tokenizes every text',
+      );
+    }
   }
 
   private async serveOnceHashed(
