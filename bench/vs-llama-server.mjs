@@ -77,10 +77,12 @@ const children = [];
 function startProcess(name, command, commandArgs, env) {
   const child = spawn(command, commandArgs, {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // The services log to stdout (JSON lines, warn and above here); llama-server to stderr.
   let tail = '';
-  child.stderr.on('data', (chunk) => (tail = (tail + chunk).slice(-4000)));
+  for (const stream of [child.stdout, child.stderr])
+    stream.on('data', (chunk) => (tail = (tail + chunk).slice(-4000)));
   child.label = name;
   child.stderrTail = () => tail;
   children.push(child);
@@ -150,7 +152,13 @@ async function startLlamaServer(tools, model) {
   ]);
   const url = `http://127.0.0.1:${port}`;
   await waitHttp(child, `${url}/health`);
-  return { name: 'llama-server', url, apiKey: 'unused', model: model.id, processes: { 'llama-server': child.pid } };
+  return {
+    name: 'llama-server',
+    url,
+    apiKey: 'unused',
+    model: model.id,
+    processes: { 'llama-server': child.pid },
+  };
 }
 
 async function startAirlock(tools, model, dataDir) {
@@ -464,7 +472,9 @@ async function interleaved(label, servers, measure, key) {
     Object.entries(cpu[name] ?? {})
       .map(([process, percent]) => `${process} ${percent}`)
       .join(', ');
-  console.log(`${''.padEnd(44)} CPU % of a core: airlock: ${shares('airlock')}; llama-server: ${shares('llama-server')}`);
+  console.log(
+    `${''.padEnd(44)} CPU % of a core: airlock: ${shares('airlock')}; llama-server: ${shares('llama-server')}`,
+  );
   return result;
 }
 
@@ -585,7 +595,7 @@ try {
       }
     } catch (error) {
       // What the services said last (warn and above), to tell a refusal from a crash.
-      for (const child of children) console.error(`--- ${child.label} stderr (tail)\n${child.stderrTail()}`);
+      for (const child of children) console.error(`--- ${child.label} output (tail)\n${child.stderrTail()}`);
       throw error;
     } finally {
       await stopAll();

@@ -277,7 +277,12 @@ describe('pipelined audit appends on postgres', () => {
       role: 'ROLE_USER',
     });
     const authorize = (id: string) =>
-      running.client.authorize({ credential: secret, action: 'ACTION_CHAT_COMPLETIONS', model: 'm', requestId: id });
+      running.client.authorize({
+        credential: secret,
+        action: 'ACTION_CHAT_COMPLETIONS',
+        model: 'm',
+        requestId: id,
+      });
     await authorize(requestId('rhythm'));
     const metrics = running.app.metrics;
     const lockedBefore = await batchesOn(metrics, 'locked');

@@ -75,6 +75,7 @@ export async function startGatewayApp(
       undefined,
       internalChannelCredentials(config.internalTransport, SERVICE_IDENTITY.authAudit),
       Math.ceil((config.requestTimeoutMs + config.auditLeaseMarginMs) / 1000),
+      logger,
     );
   const holder: { metrics?: GatewayMetrics } = {};
   const recorder = new CompletionRecorder(auth, {

@@ -152,7 +152,11 @@ models:
     expect(stories.tokenizedInProcess + chat.tokenizedInProcess - before).toBe(compared);
     // A completion's prompt takes the same path; a long text goes to llama-server (the event loop stays free).
     const counted = stories.tokenizedInProcess;
-    await worker.client.complete({ model: 'stories', prompt: 'Once', sampling: { temperature: 0, maxTokens: 1 } });
+    await worker.client.complete({
+      model: 'stories',
+      prompt: 'Once',
+      sampling: { temperature: 0, maxTokens: 1 },
+    });
     expect(stories.tokenizedInProcess).toBe(counted + 1);
     const long = 'a story. '.repeat(2_000);
     const longTokens = await stories.tokenize(long);

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { AUDIT_PROTO_FILE, PROTO_LOADER_OPTIONS, type audit } from '@airlock/contracts';
 import { ApiError } from '../errors/api-error.js';
+import type { Logger } from '@airlock/telemetry';
 import { CHANNEL_OPTIONS, startCall } from '../grpc-calls.js';
 import type {
   AuthAuditClient,
@@ -77,6 +78,8 @@ export class GrpcAuditClient implements AuthAuditClient {
     credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
     /** Seconds until auth-audit closes an allowed request without a completion as interrupted. */
     private readonly leaseSeconds = 0,
+    /** Told why an Authorize failed (a 503 for its client): operators see the transport's reason. */
+    private readonly logger?: Logger,
   ) {
     if (!stubConstructor) {
       const loaded = grpc.loadPackageDefinition(
@@ -123,7 +126,10 @@ export class GrpcAuditClient implements AuthAuditClient {
       });
       // Its consumers attach their own handlers; a rejection nobody awaits must not crash the process.
       recorded.catch(() => undefined);
+      /** Set once the recorded answer (or a failure) came: the stream's normal end is then nothing to tell. */
+      let answered = false;
       const fail = (error: ApiError): void => {
+        answered = true;
         if (decided) settleRecorded!.reject(error);
         else rejectEarly(error);
       };
@@ -148,17 +154,26 @@ export class GrpcAuditClient implements AuthAuditClient {
           decided = true;
           resolveEarly({ decision: authorization, recorded });
         }
+        answered = true;
         settleRecorded!.resolve(authorization);
       });
       call.on('error', (error: grpc.ServiceError) => {
         // A timeout is told apart: the record may still commit, and the gateway then files its outcome.
         const timedOut = error.code === grpc.status.DEADLINE_EXCEEDED;
+        // The status and grpc-js's or auth-audit's own fixed text (neither quotes the request), cut short.
+        this.logger?.warn(
+          { grpcCode: error.code, details: String(error.details ?? '').slice(0, 160), decided },
+          'Authorize failed: the client gets 503',
+        );
         fail(
           ApiError.unavailable(UNAVAILABLE_MESSAGE, timedOut ? 'authorize_timeout' : 'audit_unavailable', 1),
         );
       });
       // A stream that ends without its recorded answer recorded nothing (settling twice is a no-op).
-      call.on('end', () => fail(ApiError.unavailable(UNAVAILABLE_MESSAGE, 'audit_unavailable', 1)));
+      call.on('end', () => {
+        if (!answered) this.logger?.warn({ decided }, 'Authorize stream ended without its recorded answer');
+        fail(ApiError.unavailable(UNAVAILABLE_MESSAGE, 'audit_unavailable', 1));
+      });
     });
   }
 
