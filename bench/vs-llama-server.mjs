@@ -188,13 +188,15 @@ async function startAirlock(tools, model, dataDir) {
     AIRLOCK_MODELS_FILE: catalog,
     AIRLOCK_GRPC_PORT: String(ports.workerGrpc),
     AIRLOCK_OPS_PORT: String(ports.workerOps),
-    AIRLOCK_DATA_DIR: join(dataDir, 'worker'),
+    AIRLOCK_DATA_DIR: join(dataDir, model.id, 'worker'),
     AIRLOCK_LLAMA_SERVER_BIN: tools['llama-server'],
   });
   const authAudit = startService('auth-audit', {
     AIRLOCK_GRPC_PORT: String(ports.authGrpc),
     AIRLOCK_OPS_PORT: String(ports.authOps),
-    AIRLOCK_DATA_DIR: join(dataDir, 'auth-audit'),
+    // Each model's run has its own database, so its own witness file: one kept from the previous run's
+    // database made auth-audit's signer halt (correctly) once this one outgrew it — the 503s of stops 18–19.
+    AIRLOCK_DATA_DIR: join(dataDir, model.id, 'auth-audit'),
     AIRLOCK_ADMIN_KEY: adminKey,
     ...(databaseUrl ? { AIRLOCK_DATABASE_URL: databaseUrl } : {}),
   });
@@ -208,7 +210,7 @@ async function startAirlock(tools, model, dataDir) {
     AIRLOCK_OPS_PORT: String(ports.gatewayOps),
     AIRLOCK_AUTH_AUDIT_ADDRESS: `127.0.0.1:${ports.authGrpc}`,
     AIRLOCK_WORKERS: workerAddress,
-    AIRLOCK_DATA_DIR: join(dataDir, 'gateway'),
+    AIRLOCK_DATA_DIR: join(dataDir, model.id, 'gateway'),
   });
   await waitHttp(gateway, `http://127.0.0.1:${ports.gatewayOps}/readyz`);
   const url = `http://127.0.0.1:${ports.gateway}`;
