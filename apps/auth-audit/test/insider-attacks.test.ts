@@ -294,6 +294,41 @@ describe('insider attacks on PostgreSQL', () => {
     expect(await verify(s)).toMatchObject({ ok: false, failedSequence: checkpoint!.sequence });
   });
 
+  it('owner swaps in an empty database: the signer refuses at start, not once the new log outgrows the witness', async () => {
+    const s = await fresh();
+    await s.traffic(3);
+    const checkpoint = await s.running.app.checkpointNow();
+    await s.running.stop();
+    // The same data directory (signing key, witness file), another database: empty, as a fresh install's.
+    const empty = await createTestDatabase('postgres');
+    try {
+      const swapped = await startTestApp(empty, {
+        dataDir: s.database.dataDir,
+        witnessDir: join(s.database.dataDir, 'audit-witness'),
+      });
+      try {
+        expect(swapped.app.signerHalted()).toBe(
+          `the database has no record ${checkpoint!.sequence}, which the last witnessed checkpoint signed`,
+        );
+        const code = await grpcCode(
+          swapped.client.authorize({
+            credential: swapped.adminKey,
+            action: 'ACTION_CHAT_COMPLETIONS',
+            model: 'm',
+            requestId: requestId('swapped'),
+          }),
+        );
+        expect(code).toBe(status.UNAVAILABLE);
+      } finally {
+        await swapped.stop();
+      }
+    } finally {
+      await empty.drop();
+    }
+    s.running = await startTestApp(s.database);
+    expect(s.running.app.signerHalted()).toBeUndefined();
+  });
+
   it('untouched: proofs for every record verify against the signed root, and the log extends the witness', async () => {
     const s = await fresh();
     const receipts = await s.traffic(4);

@@ -263,10 +263,18 @@ export class Checkpointer {
         .select(['sequence', 'hash'])
         .where('sequence', '=', last.tree_size)
         .executeTakeFirst();
+      // Missing is fine only where retention cut it (later records remain, its own prune record among them);
+      // an empty database is another one (swapped in, or a witness file left from another database), which
+      // would otherwise pass until its log outgrew the witness.
       const first = await this.firstSequence();
-      if (record ? record.hash !== last.record_hash : first <= last.tree_size) {
+      const missing = first <= last.tree_size || first === Number.MAX_SAFE_INTEGER;
+      if (record ? record.hash !== last.record_hash : missing) {
         this.state = state;
-        this.haltNoThrow(`record ${last.tree_size} differs from the last witnessed checkpoint`);
+        this.haltNoThrow(
+          record
+            ? `record ${last.tree_size} differs from the last witnessed checkpoint`
+            : `the database has no record ${last.tree_size}, which the last witnessed checkpoint signed`,
+        );
       }
       return state;
     }
