@@ -33,16 +33,21 @@ export async function cpuSeconds(pid) {
   }
 }
 
-/** CPU seconds of every local PostgreSQL process (none: a remote server, reported as NaN). */
-export async function postgresCpuSeconds() {
+/** CPU seconds of the PostgreSQL processes among these stat lines (none: a remote server, NaN). */
+function postgresSeconds(stats) {
   let total = 0;
   let found = 0;
-  for (const stat of (await allStats()).values()) {
+  for (const stat of stats.values()) {
     if (!/^\d+ \((postgres|postmaster)\)/.test(stat)) continue;
     total += statCpuSeconds(stat);
     found += 1;
   }
   return found > 0 ? total : NaN;
+}
+
+/** CPU seconds of every local PostgreSQL process (none: a remote server, reported as NaN). */
+export async function postgresCpuSeconds() {
+  return postgresSeconds(await allStats());
 }
 
 /**
@@ -62,11 +67,8 @@ export async function cpuByProcess(named) {
     for (const member of tree) total += stats.has(member) ? statCpuSeconds(stats.get(member)) : 0;
     seconds[name] = total;
   }
-  let database = 0;
-  for (const stat of stats.values()) {
-    if (/^\d+ \((postgres|postmaster)\)/.test(stat)) database += statCpuSeconds(stat);
-  }
-  seconds.postgres = database;
+  // Backends that ended between two readings take their seconds with them (a share can read negative).
+  seconds.postgres = postgresSeconds(stats) || 0;
   return seconds;
 }
 

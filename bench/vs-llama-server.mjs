@@ -84,7 +84,7 @@ function startProcess(name, command, commandArgs, env) {
   for (const stream of [child.stdout, child.stderr])
     stream.on('data', (chunk) => (tail = (tail + chunk).slice(-4000)));
   child.label = name;
-  child.stderrTail = () => tail;
+  child.outputTail = () => tail;
   children.push(child);
   return child;
 }
@@ -103,7 +103,7 @@ function startService(app, env) {
 async function waitHttp(child, url, timeoutMs = 180_000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${child.label} exited: ${child.stderrTail()}`);
+    if (child.exitCode !== null) throw new Error(`${child.label} exited: ${child.outputTail()}`);
     const ok = await fetch(url).then(
       (r) => r.ok,
       () => false,
@@ -597,7 +597,7 @@ try {
       }
     } catch (error) {
       // What the services said last (warn and above), to tell a refusal from a crash.
-      for (const child of children) console.error(`--- ${child.label} output (tail)\n${child.stderrTail()}`);
+      for (const child of children) console.error(`--- ${child.label} output (tail)\n${child.outputTail()}`);
       throw error;
     } finally {
       await stopAll();

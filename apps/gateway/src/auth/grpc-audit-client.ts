@@ -1,8 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { AUDIT_PROTO_FILE, PROTO_LOADER_OPTIONS, type audit } from '@airlock/contracts';
-import { ApiError } from '../errors/api-error.js';
 import type { Logger } from '@airlock/telemetry';
+import { ApiError } from '../errors/api-error.js';
 import { CHANNEL_OPTIONS, startCall } from '../grpc-calls.js';
 import type {
   AuthAuditClient,

@@ -296,7 +296,9 @@ export class LlamaServerRunner implements ModelEngine {
   }
 
   /** Tokenizes short texts in this process from now on (see VocabularyTokenizer); disposed with the runner. */
-  useVocabulary(vocabulary: VocabularyTokenizer): void {
+  async useVocabulary(vocabulary: VocabularyTokenizer): Promise<void> {
+    // Unloaded while the vocabulary loaded: nobody would dispose it later.
+    if (this.disposed) return vocabulary.dispose();
     this.vocabulary = vocabulary;
   }
 

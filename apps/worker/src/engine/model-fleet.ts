@@ -206,7 +206,7 @@ export class ModelFleet {
     try {
       const llama = await this.runtime.get('cpu');
       const vocabulary = await llama.loadModel({ modelPath: runner.spec.path, vocabOnly: true });
-      runner.useVocabulary(new VocabularyTokenizer(vocabulary));
+      await runner.useVocabulary(new VocabularyTokenizer(vocabulary));
     } catch (error) {
       this.logger.warn(
         { model: runner.spec.id, err: (error as Error).message },
