@@ -197,7 +197,13 @@ describeWithBrowser('web console: auditor in a real browser', () => {
     await page.keyboard.type(auditorKey);
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Audit log' }).waitFor();
-    // Focus moved to the new view's heading: the next Tab lands in its first field, not in the header.
+    // Focus moves to the new view's heading in an effect after the render (later on a busy machine): once it
+    // has, the next Tab lands in the view's first field, not in the header.
+    await page.waitForFunction(
+      () =>
+        (globalThis as unknown as { document: { activeElement: { tagName?: string } | null } }).document
+          .activeElement?.tagName === 'H1',
+    );
     await page.keyboard.press('Tab');
     const focused = await page.evaluate(
       () =>
